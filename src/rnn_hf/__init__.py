@@ -1,0 +1,57 @@
+"""rnn_hf: LSTM and GRU networks as Hugging Face models.
+
+Importing the package registers every class with the `Auto*` factories, so `AutoModelForCausalLM.from_pretrained`
+finds them; `save_pretrained` also writes the code files and an `auto_map`, so the same checkpoint loads with
+`trust_remote_code=True` where rnn_hf is not installed.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
+
+from .configuration_rnn import RnnConfig
+from .modeling_rnn import (
+    RnnCache,
+    RnnCausalLMOutput,
+    RnnForCausalLM,
+    RnnForMaskedLM,
+    RnnForSequenceClassification,
+    RnnForTokenClassification,
+    RnnModel,
+    RnnModelOutput,
+    RnnPreTrainedModel,
+)
+
+__version__ = "0.1.0"
+
+AUTO_CLASSES = {
+    AutoModel: RnnModel,
+    AutoModelForCausalLM: RnnForCausalLM,
+    AutoModelForMaskedLM: RnnForMaskedLM,
+    AutoModelForSequenceClassification: RnnForSequenceClassification,
+    AutoModelForTokenClassification: RnnForTokenClassification,
+}
+
+AutoConfig.register(RnnConfig.model_type, RnnConfig, exist_ok=True)
+RnnConfig.register_for_auto_class()
+for auto_class, model_class in AUTO_CLASSES.items():
+    auto_class.register(RnnConfig, model_class, exist_ok=True)
+    model_class.register_for_auto_class(auto_class.__name__)
+
+__all__ = [
+    "RnnCache",
+    "RnnCausalLMOutput",
+    "RnnConfig",
+    "RnnForCausalLM",
+    "RnnForMaskedLM",
+    "RnnForSequenceClassification",
+    "RnnForTokenClassification",
+    "RnnModel",
+    "RnnModelOutput",
+    "RnnPreTrainedModel",
+]

@@ -1,0 +1,165 @@
+"""RnnConfig: one configuration for every LSTM/GRU text model of rnn_hf."""
+
+from transformers import PreTrainedConfig
+
+CELL_TYPES = ("lstm", "gru")
+RECURRENT_INITIALIZERS = ("orthogonal", "xavier_uniform", "pytorch")
+POOLING_TYPES = ("last", "mean", "max", "concat")
+DROPOUT_ARGUMENTS = (
+    "embedding_dropout",
+    "input_dropout",
+    "hidden_dropout",
+    "weight_dropout",
+    "output_dropout",
+    "classifier_dropout",
+)
+
+# Every head, so that a checkpoint saved from any one of them loads into any other with `trust_remote_code`.
+AUTO_MAP = {
+    "AutoConfig": "configuration_rnn.RnnConfig",
+    "AutoModel": "modeling_rnn.RnnModel",
+    "AutoModelForCausalLM": "modeling_rnn.RnnForCausalLM",
+    "AutoModelForMaskedLM": "modeling_rnn.RnnForMaskedLM",
+    "AutoModelForSequenceClassification": "modeling_rnn.RnnForSequenceClassification",
+    "AutoModelForTokenClassification": "modeling_rnn.RnnForTokenClassification",
+}
+
+
+class RnnConfig(PreTrainedConfig):
+    r"""
+    Configuration of an LSTM or GRU language model ([`RnnModel`] and its heads), with the AWD-LSTM regularizers
+    (Merity et al., 2018) and the settings of the ULMFiT classifier (Howard & Ruder, 2018).
+
+    Args:
+        cell_type (`str`, *optional*, defaults to `"lstm"`):
+            The recurrent cell: `"lstm"` or `"gru"`.
+        vocab_size (`int`, *optional*, defaults to 8000):
+            Number of tokens in the vocabulary: the rows of the embedding matrix.
+        embedding_size (`int`, *optional*, defaults to 256):
+            Width of the token embeddings (the input of the first recurrent layer).
+        hidden_size (`int`, *optional*, defaults to 512):
+            Width of the hidden state of each recurrent layer (and of each direction when bidirectional).
+        num_layers (`int`, *optional*, defaults to 2):
+            Number of stacked recurrent layers.
+        bidirectional (`bool`, *optional*, defaults to `False`):
+            Run every layer in both directions. Required by [`RnnForMaskedLM`], rejected by [`RnnForCausalLM`].
+        tie_word_embeddings (`bool`, *optional*, defaults to `True`):
+            Share the embedding matrix with the output decoder of the language-model heads. When the recurrent
+            output width differs from `embedding_size`, a linear projection maps it to `embedding_size` first.
+        embedding_dropout (`float`, *optional*, defaults to 0.0):
+            Probability of dropping a whole row of the embedding matrix (a word type) during training.
+        input_dropout (`float`, *optional*, defaults to 0.0):
+            Locked (variational) dropout on the embeddings: one mask per sequence, shared by all time steps.
+        hidden_dropout (`float`, *optional*, defaults to 0.0):
+            Locked dropout on the output of every recurrent layer but the last.
+        weight_dropout (`float`, *optional*, defaults to 0.0):
+            DropConnect on the hidden-to-hidden weight matrices, drawn once per forward pass.
+        output_dropout (`float`, *optional*, defaults to 0.0):
+            Locked dropout on the output of the last recurrent layer, before any head.
+        classifier_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout on the pooled (or per-token) features of the classification heads.
+        classifier_pooling (`str`, *optional*, defaults to `"last"`):
+            How [`RnnForSequenceClassification`] pools a sequence: `"last"` (the state at the last non-pad token;
+            for a bidirectional model also the backward state at the first one), `"mean"` or `"max"` over non-pad
+            positions, or `"concat"` (ULMFiT concat pooling: last, max and mean side by side).
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the normal distribution that initializes the linear layers.
+        embedding_init_range (`float`, *optional*, defaults to 0.1):
+            Embedding weights are drawn uniformly from `[-embedding_init_range, embedding_init_range]`.
+        recurrent_initializer (`str`, *optional*, defaults to `"orthogonal"`):
+            Initialization of the hidden-to-hidden matrices: `"orthogonal"` (each gate's block), `"xavier_uniform"`,
+            or `"pytorch"` (PyTorch's own uniform initialization).
+        forget_gate_bias (`float`, *optional*, defaults to 1.0):
+            Initial bias of the LSTM forget gate (split between the input and hidden biases). Unused by the GRU.
+        pad_token_id (`int`, *optional*, defaults to 0):
+            Id of the padding token.
+        bos_token_id (`int`, *optional*, defaults to 1):
+            Id of the beginning-of-sequence token.
+        eos_token_id (`int`, *optional*, defaults to 2):
+            Id of the end-of-sequence token.
+        mask_token_id (`int`, *optional*, defaults to 3):
+            Id of the mask token used by masked language modelling.
+        use_cache (`bool`, *optional*, defaults to `True`):
+            Whether the models return their final recurrent state, which `generate` carries between steps.
+
+    Example:
+
+    ```python
+    >>> from rnn_hf import RnnConfig, RnnForCausalLM
+
+    >>> config = RnnConfig(cell_type="lstm", vocab_size=1000, embedding_size=64, hidden_size=128, weight_dropout=0.5)
+    >>> model = RnnForCausalLM(config)
+    >>> model.config.num_layers
+    2
+    ```"""
+
+    model_type = "rnn"
+    attribute_map = {"num_hidden_layers": "num_layers"}
+
+    cell_type: str = "lstm"
+    vocab_size: int = 8000
+    embedding_size: int = 256
+    hidden_size: int = 512
+    num_layers: int = 2
+    bidirectional: bool = False
+    tie_word_embeddings: bool = True
+    embedding_dropout: float = 0.0
+    input_dropout: float = 0.0
+    hidden_dropout: float = 0.0
+    weight_dropout: float = 0.0
+    output_dropout: float = 0.0
+    classifier_dropout: float = 0.1
+    classifier_pooling: str = "last"
+    initializer_range: float = 0.02
+    embedding_init_range: float = 0.1
+    recurrent_initializer: str = "orthogonal"
+    forget_gate_bias: float = 1.0
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | None = 2
+    mask_token_id: int | None = 3
+    use_cache: bool = True
+
+    def __post_init__(self, **kwargs):
+        if getattr(self, "auto_map", None) is None and "auto_map" not in kwargs:
+            self.auto_map = dict(AUTO_MAP)
+        super().__post_init__(**kwargs)
+        self.check_arguments()
+
+    def check_arguments(self):
+        """Raise a `ValueError` that names the first invalid argument."""
+        if self.cell_type not in CELL_TYPES:
+            raise ValueError(f"`cell_type` must be one of {CELL_TYPES}, got {self.cell_type!r}.")
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        for name in DROPOUT_ARGUMENTS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` must be a probability in [0, 1), got {value!r}.")
+        if self.classifier_pooling not in POOLING_TYPES:
+            raise ValueError(f"`classifier_pooling` must be one of {POOLING_TYPES}, got {self.classifier_pooling!r}.")
+        if self.recurrent_initializer not in RECURRENT_INITIALIZERS:
+            raise ValueError(
+                f"`recurrent_initializer` must be one of {RECURRENT_INITIALIZERS}, got {self.recurrent_initializer!r}."
+            )
+        for name in ("initializer_range", "embedding_init_range"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}.")
+        for name in ("pad_token_id", "bos_token_id", "eos_token_id", "mask_token_id"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or not 0 <= value < self.vocab_size):
+                raise ValueError(f"`{name}` must be None or an id in [0, vocab_size={self.vocab_size}), got {value!r}.")
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """Width of the backbone's output: `hidden_size` times the number of directions."""
+        return self.hidden_size * self.num_directions
+
+
+__all__ = ["RnnConfig"]

@@ -1,0 +1,553 @@
+"""LSTM/GRU text models: the backbone and its causal-LM, masked-LM, sequence- and token-classification heads.
+
+Read top to bottom: outputs, input checks, `RnnPreTrainedModel`, `RnnModel` (embeddings + the shared recurrent
+core of `recurrent.py`), then one thin class per head. The recurrent state is the generation cache (`RnnCache`):
+`generate` feeds one new token and the carried state at each step.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import MaskedLMOutput, SequenceClassifierOutput, TokenClassifierOutput
+from transformers.utils import ModelOutput
+
+try:  # transformers >= 5.2x names the cache `cache`; 5.17 carried recurrent states as `cache_params`.
+    from transformers.generation.utils import ALL_CACHE_NAMES
+except ImportError:  # pragma: no cover
+    ALL_CACHE_NAMES = ["cache"]
+
+from .configuration_rnn import RnnConfig
+from .recurrent import RecurrentStack, RnnCache, padding_layout
+from .regularization import EmbeddingDropout, LockedDropout
+
+GENERATE_CACHE_NAME = "cache" if "cache" in ALL_CACHE_NAMES else "cache_params"
+
+
+@dataclass
+class RnnModelOutput(ModelOutput):
+    r"""
+    last_hidden_state (`torch.FloatTensor` of shape `(batch_size, sequence_length, num_directions * hidden_size)`):
+        Output of the last recurrent layer (zeros at padded positions).
+    cache (`RnnCache`):
+        The recurrent state of every layer after each row's last real token. Pass it back as `cache` with the
+        next tokens to continue the sequences.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+        The embeddings and the output of every layer, each `(batch_size, sequence_length, width)`.
+    """
+
+    last_hidden_state: torch.FloatTensor | None = None
+    cache: RnnCache | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+@dataclass
+class RnnCausalLMOutput(ModelOutput):
+    r"""
+    loss (`torch.FloatTensor` of shape `(1,)`, *optional*, returned when `labels` is provided):
+        Next-token cross-entropy (labels are shifted inside the model).
+    logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`):
+        Next-token scores.
+    cache (`RnnCache`):
+        The recurrent state after the last token, to continue generation or the next chunk of a stream.
+    hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+        The embeddings and the output of every layer.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    cache: RnnCache | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Input checks: bad input gets a ValueError that names the argument, never an index error deep inside torch.
+
+
+def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
+    if input_ids.dim() != 2:
+        raise ValueError(f"`input_ids` must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}.")
+    if input_ids.numel() == 0:
+        raise ValueError(f"`input_ids` is empty (shape {tuple(input_ids.shape)}): give at least one token.")
+    low, high = int(input_ids.min()), int(input_ids.max())
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        raise ValueError(f"`input_ids` contains id {bad}, outside the vocabulary range [0, {vocab_size}).")
+
+
+def check_same_shape(name: str, tensor: torch.Tensor | None, reference: torch.Size) -> None:
+    if tensor is not None and tuple(tensor.shape) != tuple(reference):
+        raise ValueError(
+            f"`{name}` has shape {tuple(tensor.shape)} but `input_ids` has shape {tuple(reference)}: they must match."
+        )
+
+
+def check_class_labels(labels: torch.Tensor, num_labels: int, allow_ignore: bool) -> None:
+    valid = (labels >= 0) & (labels < num_labels)
+    if allow_ignore:
+        valid |= labels == -100
+    if not bool(valid.all()):
+        bad = int(labels[~valid][0])
+        allowed = f"[0, {num_labels})" + (" or -100" if allow_ignore else "")
+        raise ValueError(f"`labels` contains {bad}, outside the allowed range {allowed} (num_labels={num_labels}).")
+
+
+def check_token_labels(labels: torch.Tensor, vocab_size: int) -> None:
+    valid = ((labels >= 0) & (labels < vocab_size)) | (labels == -100)
+    if not bool(valid.all()):
+        bad = int(labels[~valid][0])
+        raise ValueError(f"`labels` contains {bad}, outside [0, {vocab_size}) and not the ignore index -100.")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class RnnPreTrainedModel(PreTrainedModel):
+    config: RnnConfig
+    config_class = RnnConfig
+    base_model_prefix = "rnn"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["RecurrentStack"]
+
+    def _init_weights(self, module):
+        """Uniform embeddings, normal linears, orthogonal recurrent blocks and a forget-gate bias (AWD-LSTM)."""
+        config = self.config
+        if isinstance(module, nn.Embedding):
+            init.uniform_(module.weight, -config.embedding_init_range, config.embedding_init_range)
+        elif isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=config.initializer_range)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, (nn.LSTM, nn.GRU)):
+            num_gates = 4 if isinstance(module, nn.LSTM) else 3
+            bound = module.hidden_size**-0.5
+            for name, param in module.named_parameters():
+                if name.startswith("weight_ih"):
+                    init.xavier_uniform_(param)
+                elif name.startswith("weight_hh"):
+                    if config.recurrent_initializer == "pytorch":
+                        init.uniform_(param, -bound, bound)
+                    elif config.recurrent_initializer == "xavier_uniform":
+                        init.xavier_uniform_(param)
+                    else:  # one orthogonal block per gate, as the gates are stacked along dim 0
+                        weight = torch.empty_like(param)
+                        for block in weight.chunk(num_gates, dim=0):
+                            nn.init.orthogonal_(block)
+                        init.copy_(param, weight)
+                elif name.startswith("bias"):
+                    bias = torch.zeros_like(param)
+                    if isinstance(module, nn.LSTM):  # gate order i, f, g, o; the two biases add up
+                        bias[module.hidden_size : 2 * module.hidden_size] = config.forget_gate_bias / 2
+                    init.copy_(param, bias)
+
+
+class RnnModel(RnnPreTrainedModel):
+    """Embeddings and the recurrent stack: returns per-position outputs and the final recurrent state."""
+
+    def __init__(self, config: RnnConfig):
+        super().__init__(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=None)
+        self.embedding_dropout = EmbeddingDropout(config.embedding_dropout)
+        self.input_dropout = LockedDropout(config.input_dropout)
+        self.recurrent = RecurrentStack(config)
+        self.output_dropout = LockedDropout(config.output_dropout)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embeddings
+
+    def set_input_embeddings(self, new_embeddings):
+        self.embeddings = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        cache: RnnCache | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> tuple | RnnModelOutput:
+        r"""
+        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+            Token ids in `[0, vocab_size)`.
+        attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
+            1 for real tokens, 0 for padding; each row's tokens must be one contiguous run (left or right padding).
+        cache (`RnnCache`, *optional*):
+            State to start from, as returned by a previous call (unidirectional models only).
+        """
+        cache = cache if cache is not None else kwargs.pop("cache_params", None)
+        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("Give exactly one of `input_ids` or `inputs_embeds`.")
+        if input_ids is not None:
+            check_input_ids(input_ids, self.config.vocab_size)
+            inputs_embeds = self.embedding_dropout(self.embeddings, input_ids)  # (B, T, E)
+        elif inputs_embeds.dim() != 3 or inputs_embeds.size(1) == 0:
+            raise ValueError(
+                "`inputs_embeds` must have shape (batch_size, sequence_length >= 1, embedding_size), "
+                f"got {tuple(inputs_embeds.shape)}."
+            )
+        check_same_shape("attention_mask", attention_mask, inputs_embeds.shape[:2])
+        if cache is not None:
+            if self.config.bidirectional:
+                raise ValueError("`cache` cannot continue a bidirectional model: its backward pass needs the future.")
+            if cache.batch_size != inputs_embeds.size(0):
+                raise ValueError(
+                    f"`cache` holds {cache.batch_size} sequences but the input has {inputs_embeds.size(0)} rows."
+                )
+
+        hidden_states = self.input_dropout(inputs_embeds)
+        last_hidden_state, layer_outputs, new_cache = self.recurrent(
+            hidden_states, attention_mask, cache, output_hidden_states
+        )
+        last_hidden_state = self.output_dropout(last_hidden_state)  # (B, T, D*H)
+        all_hidden_states = (inputs_embeds,) + layer_outputs if output_hidden_states else None
+        new_cache = new_cache if use_cache else None
+        if not return_dict:
+            return tuple(v for v in (last_hidden_state, new_cache, all_hidden_states) if v is not None)
+        return RnnModelOutput(last_hidden_state=last_hidden_state, cache=new_cache, hidden_states=all_hidden_states)
+
+
+class RnnLMHead(nn.Module):
+    """Recurrent output -> vocabulary scores, through a projection to the embedding width when weights are tied."""
+
+    def __init__(self, config: RnnConfig):
+        super().__init__()
+        decoder_in = config.output_size
+        self.projection = None
+        if config.tie_word_embeddings and config.output_size != config.embedding_size:
+            self.projection = nn.Linear(config.output_size, config.embedding_size, bias=False)
+            decoder_in = config.embedding_size
+        self.decoder = nn.Linear(decoder_in, config.vocab_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:  # (B, T, D*H) -> (B, T, V)
+        if self.projection is not None:
+            hidden_states = self.projection(hidden_states)  # (B, T, E)
+        return self.decoder(hidden_states)
+
+
+class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
+    """Next-token language model. `generate` carries the recurrent state: O(1) work per new token."""
+
+    _tied_weights_keys = {"lm_head.decoder.weight": "rnn.embeddings.weight"}
+    _is_stateful = True
+
+    def __init__(self, config: RnnConfig):
+        if config.bidirectional:
+            raise ValueError(
+                "`bidirectional=True` cannot be used by RnnForCausalLM: a causal language model must not see the "
+                "tokens it predicts. Use RnnForMaskedLM for a bidirectional encoder."
+            )
+        super().__init__(config)
+        self.rnn = RnnModel(config)
+        self.lm_head = RnnLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head.decoder = new_embeddings
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # the state is an RnnCache, made by forward, never an attention DynamicCache
+
+    def prepare_inputs_for_generation(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> dict:
+        cache = kwargs.pop("cache", None)
+        cache = cache if cache is not None else kwargs.pop("cache_params", None)
+        model_inputs = {"use_cache": use_cache, "logits_to_keep": 1}
+        if cache is not None and use_cache is not False:
+            # only the tokens the state has not seen: one per step after the prompt
+            model_inputs.update(input_ids=input_ids[:, cache.get_seq_length() :], cache=cache)
+        elif inputs_embeds is not None and input_ids.size(1) == 0:
+            model_inputs.update(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
+        else:
+            model_inputs.update(input_ids=input_ids, attention_mask=attention_mask)
+        return model_inputs
+
+    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, *args, **kwargs):
+        model_kwargs = super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
+        model_kwargs[GENERATE_CACHE_NAME] = outputs.cache
+        return model_kwargs
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        cache: RnnCache | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        logits_to_keep: int = 0,
+        **kwargs,
+    ) -> tuple | RnnCausalLMOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Token ids (usually `input_ids` themselves; shifted inside the model) or -100 to ignore a position.
+            For truncated BPTT over a stream, pass already-shifted targets as `shift_labels` instead.
+        logits_to_keep (`int`, *optional*, defaults to 0):
+            Compute logits for the last `logits_to_keep` positions only (0: all positions).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        cache = cache if cache is not None else kwargs.pop("cache_params", None)
+        if input_ids is not None:
+            check_same_shape("labels", labels, input_ids.shape)
+        outputs = self.rnn(
+            input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            cache=cache,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        hidden_states = outputs.last_hidden_state
+        if logits_to_keep:
+            hidden_states = hidden_states[:, -logits_to_keep:]
+        logits = self.lm_head(hidden_states)  # (B, T, V)
+
+        loss = None
+        shift_labels = kwargs.pop("shift_labels", None)
+        if labels is not None or shift_labels is not None:
+            check_token_labels(labels if labels is not None else shift_labels, self.config.vocab_size)
+            loss = self.loss_function(
+                logits, labels, vocab_size=self.config.vocab_size, shift_labels=shift_labels, **kwargs
+            )
+
+        if not return_dict:
+            output = (logits, outputs.cache, outputs.hidden_states)
+            output = tuple(v for v in output if v is not None)
+            return ((loss,) + output) if loss is not None else output
+        return RnnCausalLMOutput(loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states)
+
+
+class RnnForMaskedLM(RnnPreTrainedModel):
+    """Masked language model on a bidirectional encoder (works with `DataCollatorForLanguageModeling`)."""
+
+    _tied_weights_keys = {"lm_head.decoder.weight": "rnn.embeddings.weight"}
+
+    def __init__(self, config: RnnConfig):
+        if not config.bidirectional:
+            raise ValueError(
+                "RnnForMaskedLM needs `bidirectional=True`: a unidirectional model cannot see the right context of "
+                "a masked token. Use RnnForCausalLM for a unidirectional language model."
+            )
+        super().__init__(config)
+        self.rnn = RnnModel(config)
+        self.lm_head = RnnLMHead(config)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.lm_head.decoder
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head.decoder = new_embeddings
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> tuple | MaskedLMOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            The original ids at masked positions, -100 elsewhere.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if input_ids is not None:
+            check_same_shape("labels", labels, input_ids.shape)
+        outputs = self.rnn(
+            input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            use_cache=False,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.lm_head(outputs.last_hidden_state)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            check_token_labels(labels, self.config.vocab_size)
+            loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+        if not return_dict:
+            output = tuple(v for v in (logits, outputs.hidden_states) if v is not None)
+            return ((loss,) + output) if loss is not None else output
+        return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+def pool_sequence(
+    hidden_states: torch.Tensor,  # (B, T, D*H), zeros at padded positions
+    attention_mask: torch.Tensor | None,  # (B, T)
+    pooling: str,
+    bidirectional: bool,
+) -> torch.Tensor:
+    """Pool over real tokens only: `last` (the backward half at the first token), `mean`, `max` or `concat`."""
+    batch_size, seq_len, width = hidden_states.shape
+    layout = padding_layout(attention_mask, seq_len)
+    if layout is None:
+        starts = torch.zeros(batch_size, dtype=torch.long, device=hidden_states.device)
+        lengths = torch.full_like(starts, seq_len)
+        mask = torch.ones(batch_size, seq_len, 1, dtype=torch.bool, device=hidden_states.device)
+    else:
+        starts, lengths = layout
+        mask = attention_mask[:, :, None].bool()  # (B, T, 1)
+    rows = torch.arange(batch_size, device=hidden_states.device)
+    last = hidden_states[rows, starts + lengths - 1]  # (B, D*H)
+    if bidirectional:  # the backward direction has read the whole row at its first token
+        last = torch.cat([last[:, : width // 2], hidden_states[rows, starts, width // 2 :]], dim=-1)
+    if pooling == "last":
+        return last
+    mean = (hidden_states * mask).sum(1) / lengths[:, None].to(hidden_states.dtype)  # (B, D*H)
+    if pooling == "mean":
+        return mean
+    max_pool = hidden_states.masked_fill(~mask, torch.finfo(hidden_states.dtype).min).amax(1)  # (B, D*H)
+    if pooling == "max":
+        return max_pool
+    return torch.cat([last, max_pool, mean], dim=-1)  # (B, 3*D*H), ULMFiT concat pooling
+
+
+class RnnForSequenceClassification(RnnPreTrainedModel):
+    """Pooled recurrent features -> dropout -> linear: single-label, multi-label or regression (`problem_type`)."""
+
+    def __init__(self, config: RnnConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.rnn = RnnModel(config)
+        pooled_size = config.output_size * (3 if config.classifier_pooling == "concat" else 1)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(pooled_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> tuple | SequenceClassifierOutput:
+        r"""
+        labels (`torch.Tensor`, *optional*):
+            Class ids in `[0, num_labels)` of shape `(batch_size,)`; floats of shape `(batch_size, num_labels)` for
+            `problem_type="multi_label_classification"` or `(batch_size,)` for regression.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.rnn(
+            input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            use_cache=False,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        pooled = pool_sequence(
+            outputs.last_hidden_state, attention_mask, self.config.classifier_pooling, self.config.bidirectional
+        )
+        logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
+
+        loss = None
+        if labels is not None:
+            if labels.size(0) != logits.size(0):
+                raise ValueError(f"`labels` has {labels.size(0)} rows but the batch has {logits.size(0)} sequences.")
+            if self.config.problem_type is None:
+                if self.num_labels == 1:
+                    self.config.problem_type = "regression"
+                elif labels.dtype in (torch.long, torch.int):
+                    self.config.problem_type = "single_label_classification"
+                else:
+                    self.config.problem_type = "multi_label_classification"
+            if self.config.problem_type == "single_label_classification":
+                check_class_labels(labels, self.num_labels, allow_ignore=False)
+            loss = self.loss_function(labels, logits, self.config, **kwargs)
+
+        if not return_dict:
+            output = tuple(v for v in (logits, outputs.hidden_states) if v is not None)
+            return ((loss,) + output) if loss is not None else output
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+class RnnForTokenClassification(RnnPreTrainedModel):
+    """Per-token labels (tagging) from the recurrent outputs; -100 marks positions to ignore."""
+
+    def __init__(self, config: RnnConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.rnn = RnnModel(config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.output_size, config.num_labels)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> tuple | TokenClassifierOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            Class ids in `[0, num_labels)`, -100 for positions to ignore (padding, sub-word continuations).
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if input_ids is not None:
+            check_same_shape("labels", labels, input_ids.shape)
+        outputs = self.rnn(
+            input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            use_cache=False,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+        )
+        logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
+        loss = None
+        if labels is not None:
+            check_class_labels(labels, self.num_labels, allow_ignore=True)
+            loss = self.loss_function(logits, labels, self.config, **kwargs)
+        if not return_dict:
+            output = tuple(v for v in (logits, outputs.hidden_states) if v is not None)
+            return ((loss,) + output) if loss is not None else output
+        return TokenClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+__all__ = [
+    "RnnCache",
+    "RnnCausalLMOutput",
+    "RnnForCausalLM",
+    "RnnForMaskedLM",
+    "RnnForSequenceClassification",
+    "RnnForTokenClassification",
+    "RnnModel",
+    "RnnModelOutput",
+    "RnnPreTrainedModel",
+]
