@@ -139,7 +139,9 @@ class RnnConfig(PreTrainedConfig):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
                 raise ValueError(f"`{name}` must be a probability in [0, 1), got {value!r}.")
         if self.classifier_pooling not in POOLING_TYPES:
-            raise ValueError(f"`classifier_pooling` must be one of {POOLING_TYPES}, got {self.classifier_pooling!r}.")
+            raise ValueError(
+                f"`classifier_pooling` must be one of {POOLING_TYPES}, got {self.classifier_pooling!r}."
+            )
         if self.recurrent_initializer not in RECURRENT_INITIALIZERS:
             raise ValueError(
                 f"`recurrent_initializer` must be one of {RECURRENT_INITIALIZERS}, got {self.recurrent_initializer!r}."
@@ -150,7 +152,9 @@ class RnnConfig(PreTrainedConfig):
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "mask_token_id"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or not 0 <= value < self.vocab_size):
-                raise ValueError(f"`{name}` must be None or an id in [0, vocab_size={self.vocab_size}), got {value!r}.")
+                raise ValueError(
+                    f"`{name}` must be None or an id in [0, vocab_size={self.vocab_size}), got {value!r}."
+                )
 
     @property
     def num_directions(self) -> int:

@@ -68,7 +68,9 @@ class RnnCausalLMOutput(ModelOutput):
 
 def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
     if input_ids.dim() != 2:
-        raise ValueError(f"`input_ids` must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}.")
+        raise ValueError(
+            f"`input_ids` must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}."
+        )
     if input_ids.numel() == 0:
         raise ValueError(f"`input_ids` is empty (shape {tuple(input_ids.shape)}): give at least one token.")
     low, high = int(input_ids.min()), int(input_ids.max())
@@ -91,7 +93,9 @@ def check_class_labels(labels: torch.Tensor, num_labels: int, allow_ignore: bool
     if not bool(valid.all()):
         bad = int(labels[~valid][0])
         allowed = f"[0, {num_labels})" + (" or -100" if allow_ignore else "")
-        raise ValueError(f"`labels` contains {bad}, outside the allowed range {allowed} (num_labels={num_labels}).")
+        raise ValueError(
+            f"`labels` contains {bad}, outside the allowed range {allowed} (num_labels={num_labels})."
+        )
 
 
 def check_token_labels(labels: torch.Tensor, vocab_size: int) -> None:
@@ -201,7 +205,9 @@ class RnnModel(RnnPreTrainedModel):
         check_same_shape("attention_mask", attention_mask, inputs_embeds.shape[:2])
         if cache is not None:
             if self.config.bidirectional:
-                raise ValueError("`cache` cannot continue a bidirectional model: its backward pass needs the future.")
+                raise ValueError(
+                    "`cache` cannot continue a bidirectional model: its backward pass needs the future."
+                )
             if cache.batch_size != inputs_embeds.size(0):
                 raise ValueError(
                     f"`cache` holds {cache.batch_size} sequences but the input has {inputs_embeds.size(0)} rows."
@@ -216,7 +222,9 @@ class RnnModel(RnnPreTrainedModel):
         new_cache = new_cache if use_cache else None
         if not return_dict:
             return tuple(v for v in (last_hidden_state, new_cache, all_hidden_states) if v is not None)
-        return RnnModelOutput(last_hidden_state=last_hidden_state, cache=new_cache, hidden_states=all_hidden_states)
+        return RnnModelOutput(
+            last_hidden_state=last_hidden_state, cache=new_cache, hidden_states=all_hidden_states
+        )
 
 
 class RnnLMHead(nn.Module):
@@ -286,7 +294,8 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
 
     def _update_model_kwargs_for_generation(self, outputs, model_kwargs, *args, **kwargs):
         model_kwargs = super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
-        model_kwargs[GENERATE_CACHE_NAME] = outputs.cache
+        if outputs.cache is not None:
+            model_kwargs[GENERATE_CACHE_NAME] = outputs.cache
         return model_kwargs
 
     def forward(
@@ -311,8 +320,10 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         cache = cache if cache is not None else kwargs.pop("cache_params", None)
+        shift_labels = kwargs.pop("shift_labels", None)
         if input_ids is not None:
             check_same_shape("labels", labels, input_ids.shape)
+            check_same_shape("shift_labels", shift_labels, input_ids.shape)
         outputs = self.rnn(
             input_ids,
             attention_mask=attention_mask,
@@ -328,8 +339,9 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
         logits = self.lm_head(hidden_states)  # (B, T, V)
 
         loss = None
-        shift_labels = kwargs.pop("shift_labels", None)
         if labels is not None or shift_labels is not None:
+            if shift_labels is not None:
+                shift_labels = shift_labels.contiguous()
             check_token_labels(labels if labels is not None else shift_labels, self.config.vocab_size)
             loss = self.loss_function(
                 logits, labels, vocab_size=self.config.vocab_size, shift_labels=shift_labels, **kwargs
@@ -339,7 +351,9 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
             output = (logits, outputs.cache, outputs.hidden_states)
             output = tuple(v for v in output if v is not None)
             return ((loss,) + output) if loss is not None else output
-        return RnnCausalLMOutput(loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states)
+        return RnnCausalLMOutput(
+            loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states
+        )
 
 
 class RnnForMaskedLM(RnnPreTrainedModel):
@@ -468,14 +482,19 @@ class RnnForSequenceClassification(RnnPreTrainedModel):
             return_dict=True,
         )
         pooled = pool_sequence(
-            outputs.last_hidden_state, attention_mask, self.config.classifier_pooling, self.config.bidirectional
+            outputs.last_hidden_state,
+            attention_mask,
+            self.config.classifier_pooling,
+            self.config.bidirectional,
         )
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
 
         loss = None
         if labels is not None:
             if labels.size(0) != logits.size(0):
-                raise ValueError(f"`labels` has {labels.size(0)} rows but the batch has {logits.size(0)} sequences.")
+                raise ValueError(
+                    f"`labels` has {labels.size(0)} rows but the batch has {logits.size(0)} sequences."
+                )
             if self.config.problem_type is None:
                 if self.num_labels == 1:
                     self.config.problem_type = "regression"

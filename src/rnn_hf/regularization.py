@@ -27,7 +27,9 @@ class EmbeddingDropout(nn.Module):
         super().__init__()
         self.p = p
 
-    def forward(self, embedding: nn.Embedding, input_ids: torch.LongTensor) -> torch.Tensor:  # (B, T) -> (B, T, E)
+    def forward(
+        self, embedding: nn.Embedding, input_ids: torch.LongTensor
+    ) -> torch.Tensor:  # (B, T) -> (B, T, E)
         if not self.training or self.p == 0.0:
             return embedding(input_ids)
         row_mask = embedding.weight.new_empty(embedding.weight.size(0), 1).bernoulli_(1 - self.p)  # (V, 1)
