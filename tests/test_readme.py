@@ -1,0 +1,12 @@
+"""The README's usage example must run as written."""
+
+import re
+from pathlib import Path
+
+
+def test_readme_usage_example_runs(tmp_path, capsys):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Usage", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code.replace("/tmp/rnn-lm", str(tmp_path / "rnn-lm")), "README.md", "exec"), {})
+    assert "torch.Size([2, 12])" in capsys.readouterr().out
