@@ -1,0 +1,98 @@
+"""Model cards: fill `model_cards/rnn_hf_model_card.md` with a run's real config, data, budget and metrics."""
+
+import datetime
+import platform
+import sys
+from pathlib import Path
+
+import torch
+from huggingface_hub import ModelCard, ModelCardData
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "rnn_hf_model_card.md"
+
+CONFIG_KEYS = (
+    "cell_type", "vocab_size", "embedding_size", "hidden_size", "num_layers", "bidirectional",
+    "tie_word_embeddings", "embedding_dropout", "input_dropout", "hidden_dropout", "weight_dropout",
+    "output_dropout", "classifier_pooling", "num_labels",
+)  # fmt: skip
+
+USAGE = {
+    "causal-lm": """from transformers import AutoModelForCausalLM, AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained("{path}")
+model = AutoModelForCausalLM.from_pretrained("{path}", trust_remote_code=True)
+ids = tokenizer("The economy", return_tensors="pt").input_ids
+print(tokenizer.decode(model.generate(ids, max_new_tokens=30, do_sample=True, top_k=40)[0]))""",
+    "masked-lm": """from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+model = AutoModelForMaskedLM.from_pretrained("{path}", trust_remote_code=True)
+fill = pipeline("fill-mask", model=model, tokenizer=AutoTokenizer.from_pretrained("{path}"))
+print(fill("The government said the <mask> would rise."))""",
+    "text-classification": """from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+model = AutoModelForSequenceClassification.from_pretrained("{path}", trust_remote_code=True)
+classify = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained("{path}"))
+print(classify("Shares rose after the bank reported higher profits."))""",
+}
+ARCHITECTURES = {
+    "causal-lm": "causal language model",
+    "masked-lm": "bidirectional masked language model",
+    "text-classification": "sequence classifier",
+}
+PIPELINE_TAGS = {
+    "causal-lm": "text-generation",
+    "masked-lm": "fill-mask",
+    "text-classification": "text-classification",
+}
+
+
+def hardware() -> str:
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
+    return f"{device}; Python {sys.version.split()[0]}, torch {torch.__version__}, {platform.system()}"
+
+
+def write_model_card(
+    output_dir: str | Path,
+    task: str,
+    model,
+    data_description: str,
+    training: dict,
+    metrics: dict,
+    command: str,
+    summary: str = "",
+    datasets: list[str] | None = None,
+    limitations: str = "A small recurrent model trained on a small corpus: expect topical, often ungrammatical text.",
+) -> Path:
+    """Write `README.md` (the model card) into `output_dir` and return its path. `task` is a key of `USAGE`."""
+    config = model.config
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag=PIPELINE_TAGS[task],
+        tags=["rnn_hf", config.cell_type, "recurrent"],
+        datasets=datasets,
+        license="apache-2.0",
+    )
+    card = ModelCard.from_template(
+        card_data,
+        template_path=str(TEMPLATE),
+        model_name=Path(output_dir).resolve().name,
+        summary=summary,
+        architecture=ARCHITECTURES[task],
+        cell_type=config.cell_type,
+        config_rows=[(key, getattr(config, key)) for key in CONFIG_KEYS if hasattr(config, key)],
+        num_parameters=f"{sum(p.numel() for p in model.parameters()):,}",
+        data_description=data_description,
+        training_rows=list(training.items()),
+        metric_rows=[
+            (key, f"{value:.4f}" if isinstance(value, float) else value) for key, value in metrics.items()
+        ],
+        command=command,
+        date=datetime.date.today().isoformat(),
+        hardware=hardware(),
+        usage=USAGE[task].format(path=Path(output_dir).resolve()),
+        limitations=limitations,
+    )
+    path = Path(output_dir) / "README.md"
+    card.save(path)
+    return path

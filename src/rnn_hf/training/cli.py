@@ -1,0 +1,55 @@
+"""Command-line plumbing: bad input ends a script with one clear line and a non-zero exit, no traceback wall."""
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from ..data import DataError
+
+
+class UserError(ValueError):
+    """A problem with the user's arguments or files (not a bug): printed as one line by `exit_on_user_error`."""
+
+
+def exit_on_user_error(main: Callable) -> Callable:
+    """Wrap a script's `main`: a `UserError` or `DataError` prints `error: <message>` and exits with status 2.
+
+    Only these two are caught; anything else is a bug and keeps its traceback.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except (UserError, DataError) as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    return wrapper
+
+
+def check_rnn_checkpoint(path: str | Path, flag: str = "--model_name_or_path") -> Path:
+    """Return `path` if it is a saved rnn_hf model directory, else raise a `UserError` that says what is wrong."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(
+            f"{flag} '{path}' is not a directory (the Hub cannot be reached here; give a local checkpoint)"
+        )
+    config_file = path / "config.json"
+    if not config_file.is_file():
+        raise UserError(f"{flag} '{path}' is not an rnn_hf model: it has no config.json")
+    try:
+        model_type = json.loads(config_file.read_text()).get("model_type")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise UserError(
+            f"{flag} '{path}' is not an rnn_hf model: config.json is not valid JSON ({err})"
+        ) from None
+    if model_type != "rnn":
+        raise UserError(
+            f"{flag} '{path}' is not an rnn_hf model: its config.json has model_type={model_type!r}, not 'rnn'"
+        )
+    if not any((path / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
+        raise UserError(f"{flag} '{path}' has a config but no weights (model.safetensors)")
+    return path
