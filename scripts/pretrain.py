@@ -159,7 +159,7 @@ def evaluate(model, args, accelerator, eval_data, collator) -> dict:
             logits = model(input_ids=batch["input_ids"].to(accelerator.device)).logits
         elif args.tbptt:
             inputs, labels = (t.to(accelerator.device) for t in eval_data.batch(0, index))
-            out = model(input_ids=inputs, cache=carried)
+            out = model(input_ids=inputs, cache=carried, use_cache=True)
             logits, carried = out.logits, out.cache
         else:
             block = eval_data.batch(0, index).to(accelerator.device)
@@ -285,7 +285,7 @@ def main(argv=None):
                                  labels=batch["labels"].to(accelerator.device)).loss  # fmt: skip
                 elif args.tbptt:
                     inputs, targets = (t.to(accelerator.device) for t in train_data.batch(epoch, index))
-                    out = model(input_ids=inputs, shift_labels=targets, cache=carried)
+                    out = model(input_ids=inputs, shift_labels=targets, cache=carried, use_cache=True)
                     loss, carried = out.loss, out.cache.detach()
                 else:
                     block = train_data.batch(epoch, index).to(accelerator.device)

@@ -207,6 +207,31 @@ def test_padding_never_changes_a_result(case, cell_type, side):
                 torch.testing.assert_close(got, alone, atol=1e-5, rtol=1e-5, msg=f"{pooling} row {index}")
 
 
+@pytest.mark.parametrize("cell_type", CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_unpacked_padded_path_equals_packed_path(cell_type, bidirectional):
+    """Without a cache to return, a padded batch runs the fused kernel unpacked; the numbers must not change."""
+    model = tester.model(RnnModel, cell_type=cell_type, bidirectional=bidirectional, num_layers=3)
+    rows = [tester.input_ids(1, length, seed=length)[0] for length in (7, 2, 5, 1)]
+    for side in ("right", "left"):
+        batch, mask = padded_batch(rows, side)
+        with torch.no_grad():
+            packed = model(batch, attention_mask=mask, use_cache=True)
+            unpacked = model(batch, attention_mask=mask, use_cache=False)
+        assert packed.cache is not None and unpacked.cache is None
+        torch.testing.assert_close(unpacked.last_hidden_state, packed.last_hidden_state, atol=1e-6, rtol=1e-5)
+
+
+def test_unpacked_padded_path_trains_with_weight_dropout():
+    model = tester.model(RnnForSequenceClassification, bidirectional=True, weight_dropout=0.5).train()
+    batch, mask = padded_batch([tester.input_ids(1, n, seed=n)[0] for n in (7, 3)], "right")
+    model(batch, attention_mask=mask, labels=torch.tensor([0, 2])).loss.backward()
+    for name in ("weight_hh_l0", "weight_hh_l0_reverse", "weight_ih_l0"):
+        grad = getattr(model.rnn.recurrent.layers[0], name).grad
+        assert grad is not None and float(grad.abs().sum()) > 0, name
+    assert float((model.rnn.recurrent.layers[0].weight_hh_l0.grad == 0).float().mean()) > 0.2  # DropConnect
+
+
 def test_padded_batch_returns_each_rows_final_state():
     model = tester.model(RnnModel, cell_type="lstm")
     rows = [tester.input_ids(1, length, seed=length)[0] for length in (6, 2)]

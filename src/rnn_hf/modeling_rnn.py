@@ -186,7 +186,8 @@ class RnnModel(RnnPreTrainedModel):
             State to start from, as returned by a previous call (unidirectional models only).
         """
         cache = cache if cache is not None else kwargs.pop("cache_params", None)
-        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        # In training the state is only wanted when asked for (truncated BPTT passes use_cache=True).
+        use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
@@ -215,7 +216,7 @@ class RnnModel(RnnPreTrainedModel):
 
         hidden_states = self.input_dropout(inputs_embeds)
         last_hidden_state, layer_outputs, new_cache = self.recurrent(
-            hidden_states, attention_mask, cache, output_hidden_states
+            hidden_states, attention_mask, cache, output_hidden_states, need_final_state=use_cache
         )
         last_hidden_state = self.output_dropout(last_hidden_state)  # (B, T, D*H)
         all_hidden_states = (inputs_embeds,) + layer_outputs if output_hidden_states else None

@@ -47,12 +47,14 @@ class WeightDropout(nn.Module):
         super().__init__()
         self.p = p
 
+    def drop(self, weight: torch.Tensor) -> torch.Tensor:
+        """`weight` with DropConnect applied in training (the same matrix otherwise)."""
+        return F.dropout(weight, self.p, training=True) if self.training and self.p > 0.0 else weight
+
     def forward(self, rnn: nn.RNNBase, *args):
         if not self.training or self.p == 0.0:
             return rnn(*args)
         dropped = {
-            name: F.dropout(weight, self.p, training=True)
-            for name, weight in rnn.named_parameters()
-            if name.startswith("weight_hh")
+            name: self.drop(weight) for name, weight in rnn.named_parameters() if name.startswith("weight_hh")
         }
         return functional_call(rnn, dropped, args)
