@@ -104,6 +104,9 @@ class EarlyStoppingAfterUnfreezing(EarlyStoppingCallback):
         self.start_epoch = start_epoch
 
     def on_evaluate(self, args, state, control, metrics, **kwargs):
+        metric = args.metric_for_best_model
+        if f"eval_{metric.removeprefix('eval_')}" not in metrics:  # e.g. a final `evaluate(test_set, "test")`
+            return
         if round(state.epoch or 0) < self.start_epoch:
             return
         super().on_evaluate(args, state, control, metrics, **kwargs)

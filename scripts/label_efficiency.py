@@ -1,0 +1,314 @@
+#!/usr/bin/env python
+"""Label efficiency: test accuracy against labeled documents per class, pretrained LSTM vs scratch vs TF-IDF.
+
+    python scripts/label_efficiency.py --clm_checkpoint runs/clm --mlm_checkpoint runs/mlm
+    python scripts/label_efficiency.py --clm_checkpoint runs/clm --quick --output_dir /tmp/le   # smoke test
+
+For N in 5, 10, 25, 50, 100 labeled documents per class and all of them, and 3 seeds each, it fine-tunes
+(`scripts/finetune.py`, called in-process) the network from scratch, from the causal-LM checkpoint and from the
+masked-LM checkpoint (either may be left out), and trains the baseline a practitioner would try first: TF-IDF
+and logistic regression on the same labeled documents (same seeds), tested on the same held-out documents.
+
+Every run is appended to `<work_dir>/results.jsonl`; a rerun skips the runs already there, so an interrupted study
+resumes. Writes `<output_dir>/label_efficiency.md` (tables, command, date, hardware, wall time) and `.png`.
+"""
+
+import argparse
+import datetime
+import json
+import shlex
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import matplotlib
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from tqdm.auto import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import finetune  # noqa: E402  (scripts/finetune.py)
+
+from rnn_hf.data import sample_per_class  # noqa: E402
+from rnn_hf.hub import hardware  # noqa: E402
+from rnn_hf.training import UserError, check_rnn_checkpoint, exit_on_user_error  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+METHODS = {  # key -> legend, in table order
+    "tfidf": "TF-IDF + logistic regression",
+    "scratch": "LSTM from scratch",
+    "clm": "pretrained causal LM",
+    "mlm": "pretrained masked LM",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Test accuracy against labeled documents per class: pretrained vs scratch vs TF-IDF.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--clm_checkpoint", default=None, help="causal-LM checkpoint (scripts/pretrain.py)")
+    parser.add_argument("--mlm_checkpoint", default=None, help="masked-LM checkpoint (scripts/pretrain.py)")
+    parser.add_argument(
+        "--num_labels_list",
+        nargs="+",
+        default=None,
+        help="labeled documents per class, or 'all' (default: 5 10 25 50 100 all; --quick: 2 4)",
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2; --quick: 0")
+    parser.add_argument(
+        "--max_seq_length",
+        type=int,
+        default=None,
+        help="passed to finetune.py (default: its 512; --quick: 64)",
+    )
+    parser.add_argument(
+        "--num_train_epochs",
+        type=int,
+        default=None,
+        help="passed to finetune.py (default: its own; --quick: 1)",
+    )
+    parser.add_argument(
+        "--work_dir", default="runs/label_efficiency", help="results.jsonl and temporary models"
+    )
+    parser.add_argument("--output_dir", default="docs/results", help="where the .md and .png go")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke test: N in 2 4, 1 seed, 1 epoch, 64 tokens"
+    )
+    args = parser.parse_args(argv)
+
+    if args.clm_checkpoint is None and args.mlm_checkpoint is None:
+        parser.error("give --clm_checkpoint, --mlm_checkpoint or both")
+    quick = {"num_labels_list": ["2", "4"], "seeds": [0], "max_seq_length": 64, "num_train_epochs": 1}
+    full = {"num_labels_list": ["5", "10", "25", "50", "100", "all"], "seeds": [0, 1, 2]}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    for value in args.num_labels_list:
+        if value != "all" and not (value.isdigit() and int(value) > 0):
+            parser.error(f"--num_labels_list takes positive integers or 'all', got {value!r}")
+    return args
+
+
+def tfidf_logistic_regression(labeled, test) -> dict:
+    """The classical baseline: sublinear TF-IDF features and an L2 logistic regression, scikit-learn defaults."""
+    vectorizer = TfidfVectorizer(sublinear_tf=True)
+    classifier = LogisticRegression(max_iter=2000)
+    classifier.fit(vectorizer.fit_transform(labeled["text"]), labeled["label"])
+    predictions = classifier.predict(vectorizer.transform(test["text"]))
+    return {
+        "accuracy": float(accuracy_score(test["label"], predictions)),
+        "macro_f1": float(f1_score(test["label"], predictions, average="macro")),
+        "num_train": len(labeled),
+        "num_validation": 0,
+    }
+
+
+def summarize(records: list[dict], num_labels_list: list[str], methods: list[str], metric: str) -> dict:
+    """`{(method, N): (mean, std, count)}` of `metric` over seeds (sample std; 0 for a single seed)."""
+    table = {}
+    for method in methods:
+        for num_labels in num_labels_list:
+            values = [r[metric] for r in records if r["method"] == method and r["num_labels"] == num_labels]
+            if values:
+                std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+                table[method, num_labels] = (float(np.mean(values)), std, len(values))
+    return table
+
+
+def markdown_table(table: dict, num_labels_list: list[str], methods: list[str], all_per_class: float) -> str:
+    lines = [
+        "| labels per class | " + " | ".join(METHODS[m] for m in methods) + " |",
+        "|---|" + "---|" * len(methods),
+    ]
+    for num_labels in num_labels_list:
+        row = f"all (≈{all_per_class:.0f})" if num_labels == "all" else num_labels
+        cells = []
+        for method in methods:
+            mean, std, _ = table.get((method, num_labels), (None, None, 0))
+            cells.append("–" if mean is None else f"{100 * mean:.1f} ± {100 * std:.1f}")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot(
+    table: dict, num_labels_list: list[str], methods: list[str], all_per_class: float, path: Path
+) -> None:
+    """Accuracy against labels per class (log axis), the mean with a ±std band per method."""
+    x_of = {n: (all_per_class if n == "all" else float(n)) for n in num_labels_list}
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for method in methods:
+        points = sorted((x_of[n], *table[method, n][:2]) for n in num_labels_list if (method, n) in table)
+        if not points:
+            continue
+        x, mean, std = (np.array(column) for column in zip(*points, strict=True))
+        axes.plot(x, 100 * mean, marker="o", label=METHODS[method])
+        axes.fill_between(x, 100 * (mean - std), 100 * (mean + std), alpha=0.2)
+    ticks = sorted(x_of.values())
+    axes.set_xscale("log")
+    axes.set_xticks(ticks)
+    axes.set_xticklabels(
+        [f"all\n(≈{x:.0f})" if x == all_per_class and "all" in x_of else f"{x:g}" for x in ticks]
+    )
+    axes.minorticks_off()
+    axes.set_xlabel("labeled training documents per class")
+    axes.set_ylabel("test accuracy (%)")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> Path:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    start_time = time.time()
+    datasets.disable_progress_bars()  # the run bar is the one progress bar
+    checkpoints = {
+        "clm": check_rnn_checkpoint(args.clm_checkpoint, "--clm_checkpoint") if args.clm_checkpoint else None,
+        "mlm": check_rnn_checkpoint(args.mlm_checkpoint, "--mlm_checkpoint") if args.mlm_checkpoint else None,
+    }
+    # The scratch baseline copies the causal LM's config and tokenizer (the masked LM's when it is alone).
+    checkpoints["scratch"] = checkpoints["clm"] or checkpoints["mlm"]
+    methods = ["tfidf", "scratch"] + [m for m in ("clm", "mlm") if checkpoints[m] is not None]
+
+    # Every method sees the same labeled pool and test documents: pretraining's document split.
+    split_settings = {
+        m: finetune.read_split_settings(checkpoints[m]) for m in ("clm", "mlm") if checkpoints[m]
+    }
+    if len({json.dumps(s, sort_keys=True) for s in split_settings.values()}) > 1:
+        raise UserError(f"the checkpoints were pretrained on different document splits: {split_settings}")
+    split_settings = next(iter(split_settings.values()))
+    data_args = finetune.parse_args(  # finetune.py's data defaults: the BBC News corpus
+        ["--model_name_or_path", str(checkpoints["scratch"]), "--output_dir", "-"]
+    )
+    pool, test, label_names, _ = finetune.load_data(data_args, split_settings)
+    all_per_class = len(pool) / len(label_names)
+
+    # A work dir holds the runs of one setting: resuming with other settings would mix incomparable runs.
+    work_dir = Path(args.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "clm_checkpoint": str(checkpoints["clm"]),
+        "mlm_checkpoint": str(checkpoints["mlm"]),
+        "max_seq_length": args.max_seq_length,
+        "num_train_epochs": args.num_train_epochs,
+        "split": split_settings,
+    }
+    settings_file = work_dir / "settings.json"
+    if settings_file.is_file() and json.loads(settings_file.read_text()) != settings:
+        raise UserError(
+            f"--work_dir '{work_dir}' holds runs made with other settings ({settings_file}); use another"
+        )
+    settings_file.write_text(json.dumps(settings, indent=2) + "\n")
+    results_file = work_dir / "results.jsonl"
+    records = (
+        [json.loads(line) for line in results_file.read_text().splitlines()] if results_file.is_file() else []
+    )
+    done = {(r["method"], r["num_labels"], r["seed"]) for r in records}
+
+    runs = [
+        (method, num_labels, seed)
+        for num_labels in args.num_labels_list
+        for seed in args.seeds
+        for method in methods
+        if (method, num_labels, seed) not in done
+    ]
+    progress = tqdm(runs, desc="label efficiency", unit="run")
+    for method, num_labels, seed in progress:
+        progress.set_postfix_str(f"{method} N={num_labels} seed={seed}")
+        run_start = time.time()
+        if method == "tfidf":  # trains on all N labeled documents: it needs no validation set to stop early
+            labeled = pool if num_labels == "all" else sample_per_class(pool, int(num_labels), seed=seed)
+            metrics = tfidf_logistic_regression(labeled, test)
+        else:
+            run_dir = work_dir / f"{method}-n{num_labels}-seed{seed}"
+            finetune_argv = ["--model_name_or_path", str(checkpoints[method]), "--output_dir", str(run_dir)]
+            finetune_argv += ["--seed", str(seed), "--quiet"]
+            finetune_argv += ["--from_scratch"] if method == "scratch" else []
+            finetune_argv += ["--num_labeled_per_class", num_labels] if num_labels != "all" else []
+            for name in ("max_seq_length", "num_train_epochs"):
+                if getattr(args, name) is not None:
+                    finetune_argv += [f"--{name}", str(getattr(args, name))]
+            metrics = finetune.main(finetune_argv)
+            shutil.rmtree(run_dir)  # the metrics are all the study needs; a model is tens of MB
+        record = {
+            "method": method,
+            "num_labels": num_labels,
+            "seed": seed,
+            "wall_time_s": time.time() - run_start,
+        }
+        record.update({key: metrics[key] for key in ("accuracy", "macro_f1", "num_train", "num_validation")})
+        record["epochs_trained"] = metrics.get("epochs_trained")
+        records.append(record)
+        with results_file.open("a") as file:
+            file.write(json.dumps(record) + "\n")
+
+    # ---- report: tables, plot
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    records = [r for r in records if r["num_labels"] in args.num_labels_list and r["seed"] in args.seeds]
+    accuracy = summarize(records, args.num_labels_list, methods, "accuracy")
+    macro_f1 = summarize(records, args.num_labels_list, methods, "macro_f1")
+    plot(accuracy, args.num_labels_list, methods, all_per_class, output_dir / "label_efficiency.png")
+
+    total_run_time = sum(r["wall_time_s"] for r in records)
+    seeds = ", ".join(str(seed) for seed in args.seeds)
+    lines = [
+        "# Label efficiency",
+        "",
+        "Test accuracy and macro-F1 (%, mean ± std over seeds " + seeds + f") on {len(test)} held-out test "
+        f"documents ({len(label_names)} classes: {', '.join(label_names)}), against the number of labeled "
+        "training documents per class. The test documents are those of the document split the language models "
+        f"were pretrained without ({', '.join(f'{k}={v}' for k, v in split_settings.items())}); the labeled "
+        f"documents are drawn from its {len(pool)} train documents with each seed.",
+        "",
+        "- The LSTMs fine-tune with `scripts/finetune.py` defaults (ULMFiT: discriminative learning rates, slanted "
+        "triangular schedule, gradual unfreezing for the pretrained ones, concat pooling) and hold 20% of their "
+        "labeled documents out for early stopping. The scratch LSTM copies the config and tokenizer of "
+        f"`{checkpoints['scratch']}`.",
+        "- TF-IDF + logistic regression (scikit-learn, `sublinear_tf=True`, default C) trains on all N labeled "
+        "documents.",
+    ]
+    if args.quick:
+        lines += [
+            "",
+            "**Quick mode** (a smoke test: 1 seed, 1 epoch, 64 tokens): these numbers mean nothing.",
+        ]
+    lines += [
+        "",
+        "## Accuracy",
+        "",
+        markdown_table(accuracy, args.num_labels_list, methods, all_per_class),
+        "",
+        "## Macro-F1",
+        "",
+        markdown_table(macro_f1, args.num_labels_list, methods, all_per_class),
+        "",
+        "![accuracy against labels per class](label_efficiency.png)",
+        "",
+        "## How this was measured",
+        "",
+        f"- Command: `python scripts/label_efficiency.py {shlex.join(argv)}`",
+        f"- Date: {datetime.date.today().isoformat()}",
+        f"- Hardware: {hardware()}",
+        f"- Wall time: {total_run_time / 60:.1f} min over {len(records)} runs "
+        f"({(time.time() - start_time) / 60:.1f} min in this invocation; runs recorded in `{results_file}`).",
+        "",
+    ]
+    report = output_dir / "label_efficiency.md"
+    report.write_text("\n".join(lines))
+    print(f"wrote {report} and {output_dir / 'label_efficiency.png'}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
