@@ -5,19 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from test_finetune import make_tiny_checkpoint
+from test_finetune import make_tiny_checkpoint, one_thread  # noqa: F401  (one_thread: autouse fixture)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import label_efficiency  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
