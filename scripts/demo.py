@@ -106,8 +106,12 @@ def main():
 
     pretrain_args = ["--objective", "clm", "--tbptt", "--output_dir", str(lm_dir), "--seed", str(args.seed),
                      "--max_train_steps", str(args.pretrain_steps), "--max_train_minutes", str(args.pretrain_minutes),
-                     "--eval_steps", str(max(args.pretrain_steps // 4, 1)), "--per_device_train_batch_size", "16",
+                     "--eval_steps", str(max(args.pretrain_steps // 3, 1)), "--per_device_train_batch_size", "16",
                      "--learning_rate", "3e-3"]  # fmt: skip
+    # No dropout: about one pass over the corpus does not overfit, and the AWD dropouts cost perplexity there
+    # (benchmarks/bench_lm.py, 300 steps: 466 with them, 418 without).
+    pretrain_args += [f"--{name}=0" for name in ("embedding_dropout", "input_dropout", "hidden_dropout",
+                                                 "weight_dropout", "output_dropout")]  # fmt: skip
     finetune_args = ["--num_labeled_per_class", str(args.num_labeled_per_class), "--seed", str(args.seed),
                      "--max_seq_length", "256"]  # fmt: skip
     if args.quick:

@@ -75,6 +75,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="concat = ULMFiT's [last, max, mean] over the non-pad positions",
     )
     model.add_argument(
+        "--classifier_hidden_size",
+        type=int,
+        default=50,
+        help="ULMFiT's head: layer norm -> linear to this width -> ReLU -> layer norm -> linear; 0 = one linear layer",
+    )
+    model.add_argument(
         "--classifier_dropout",
         type=float,
         default=None,
@@ -165,6 +171,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
 
+    if args.classifier_hidden_size < 0:
+        parser.error(f"--classifier_hidden_size must be 0 (no hidden layer) or positive, got {args.classifier_hidden_size}")
     if args.num_labeled_per_class is not None and args.num_labeled_per_class < 1:
         parser.error(f"--num_labeled_per_class must be at least 1, got {args.num_labeled_per_class}")
     if not 0 <= args.validation_fraction < 1:
@@ -371,6 +379,7 @@ def main(argv: list[str] | None = None) -> dict:
         label2id={name: index for index, name in enumerate(label_names)},
         problem_type="single_label_classification",
         classifier_pooling=args.classifier_pooling,
+        classifier_hidden_size=args.classifier_hidden_size or None,
     )
     if args.classifier_dropout is not None:
         config_overrides["classifier_dropout"] = args.classifier_dropout
@@ -510,6 +519,8 @@ def main(argv: list[str] | None = None) -> dict:
         training={
             "initialization": "random (from scratch)" if args.from_scratch else f"pretrained: `{checkpoint}`",
             "labeled documents per class": args.num_labeled_per_class or "all",
+            "classifier head": f"{args.classifier_pooling} pooling -> "
+            + (f"ULMFiT head (hidden {args.classifier_hidden_size})" if args.classifier_hidden_size else "linear"),
             "train / validation / test documents": f"{metrics['num_train']} / {metrics['num_validation']} / {metrics['num_test']}",
             "epochs": f"{epochs_trained} of {num_epochs}"
             + (" (early stopping)" if epochs_trained < num_epochs else ""),

@@ -385,6 +385,38 @@ def test_state_dict_keeps_plain_recurrent_names():
 # ---------------------------------------------------------------- heads: losses and problem types
 
 
+def test_ulmfit_classifier_head(tmp_path):
+    """`classifier_hidden_size` gives norm -> linear -> ReLU -> norm -> linear; it saves, loads onto a pretrained
+    backbone with a freshly initialized head, ignores padding, and trains on a batch of one."""
+    lm = tester.model(RnnForCausalLM)
+    lm.save_pretrained(tmp_path)
+    model = RnnForSequenceClassification.from_pretrained(
+        tmp_path, classifier_hidden_size=10, classifier_pooling="concat"
+    ).eval()
+    head = model.classifier
+    assert (head.dense.in_features, head.dense.out_features, head.out_proj.out_features) == (72, 10, 3)
+    assert torch.equal(head.input_norm.weight, torch.ones(72)) and torch.equal(head.hidden_norm.bias, torch.zeros(10))
+    assert head.dense.weight.std().item() == pytest.approx(0.02, rel=0.2)  # initialized, not left empty
+    torch.testing.assert_close(
+        model.rnn.recurrent.layers[0].weight_hh_l0, lm.rnn.recurrent.layers[0].weight_hh_l0
+    )
+    rows = [tester.input_ids(1, length, seed=length)[0] for length in (7, 2, 5)]
+    batch, mask = padded_batch(rows, "right")
+    with torch.no_grad():
+        batched = model(input_ids=batch, attention_mask=mask).logits
+        for index, row in enumerate(rows):
+            torch.testing.assert_close(batched[index], model(input_ids=row[None]).logits[0], atol=1e-5, rtol=1e-5)
+    model.save_pretrained(tmp_path / "clf")
+    loaded = RnnForSequenceClassification.from_pretrained(tmp_path / "clf").eval()
+    assert isinstance(loaded.classifier, type(head))
+    with torch.no_grad():
+        assert torch.equal(loaded(input_ids=batch).logits, model(input_ids=batch).logits)
+    model.train()
+    loss = model(input_ids=rows[0][None], labels=torch.tensor([1])).loss
+    loss.backward()
+    assert torch.isfinite(loss) and head.dense.weight.grad.abs().sum() > 0
+
+
 def test_sequence_classification_problem_types():
     input_ids = tester.input_ids()
     single = tester.model(RnnForSequenceClassification)

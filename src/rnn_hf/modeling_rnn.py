@@ -119,7 +119,10 @@ class RnnPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         """Uniform embeddings, normal linears, orthogonal recurrent blocks and a forget-gate bias (AWD-LSTM)."""
         config = self.config
-        if isinstance(module, nn.Embedding):
+        if isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
             init.uniform_(module.weight, -config.embedding_init_range, config.embedding_init_range)
         elif isinstance(module, nn.Linear):
             init.normal_(module.weight, mean=0.0, std=config.initializer_range)
@@ -446,16 +449,44 @@ def pool_sequence(
     return torch.cat([last, max_pool, mean], dim=-1)  # (B, 3*D*H), ULMFiT concat pooling
 
 
+class RnnClassificationHead(nn.Module):
+    """ULMFiT's classifier on pooled features: norm -> dropout -> linear -> ReLU -> norm -> dropout -> linear.
+
+    The normalization puts the pretrained features (whose scales differ between the last, max and mean pools) on
+    one scale, so that a few labeled examples train the head quickly. Layer norm rather than ULMFiT's batch norm:
+    it behaves the same in training and inference and for any batch size, including 1.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_labels: int, dropout: float):
+        super().__init__()
+        self.input_norm = nn.LayerNorm(input_size)
+        self.dense = nn.Linear(input_size, hidden_size)
+        self.hidden_norm = nn.LayerNorm(hidden_size)
+        self.out_proj = nn.Linear(hidden_size, num_labels)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:  # (B, P) -> (B, num_labels)
+        hidden = nn.functional.relu(self.dense(self.dropout(self.input_norm(pooled))))  # (B, hidden_size)
+        return self.out_proj(self.dropout(self.hidden_norm(hidden)))
+
+
 class RnnForSequenceClassification(RnnPreTrainedModel):
-    """Pooled recurrent features -> dropout -> linear: single-label, multi-label or regression (`problem_type`)."""
+    """Pooled recurrent features -> dropout -> linear (or ULMFiT's head with `classifier_hidden_size`): single-label,
+    multi-label or regression (`problem_type`)."""
 
     def __init__(self, config: RnnConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.rnn = RnnModel(config)
         pooled_size = config.output_size * (3 if config.classifier_pooling == "concat" else 1)
-        self.dropout = nn.Dropout(config.classifier_dropout)
-        self.classifier = nn.Linear(pooled_size, config.num_labels)
+        if config.classifier_hidden_size is None:
+            self.dropout = nn.Dropout(config.classifier_dropout)
+            self.classifier = nn.Linear(pooled_size, config.num_labels)
+        else:
+            self.dropout = nn.Identity()  # the head drops out before each of its layers
+            self.classifier = RnnClassificationHead(
+                pooled_size, config.classifier_hidden_size, config.num_labels, config.classifier_dropout
+            )
         self.post_init()
 
     def forward(
