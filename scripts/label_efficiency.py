@@ -272,8 +272,10 @@ def main(argv: list[str] | None = None) -> Path:
         f"documents are drawn from its {len(pool)} train documents with each seed.",
         "",
         "- The LSTMs fine-tune with `scripts/finetune.py` defaults (ULMFiT: discriminative learning rates, slanted "
-        "triangular schedule, gradual unfreezing for the pretrained ones, concat pooling) and hold 20% of their "
-        "labeled documents out for early stopping. The scratch LSTM copies the config and tokenizer of "
+        "triangular schedule, gradual unfreezing for the pretrained ones, concat pooling, a two-layer head); from "
+        f"{finetune.MIN_PER_CLASS_FOR_VALIDATION} labeled documents per class they hold 20% of them out for early "
+        "stopping, below that they train a fixed number of epochs on all. The scratch LSTM copies the config and "
+        "tokenizer of "
         f"`{checkpoints['scratch']}`.",
         "- TF-IDF + logistic regression (scikit-learn, `sublinear_tf=True`, default C) trains on all N labeled "
         "documents.",

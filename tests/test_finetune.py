@@ -68,7 +68,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def pretrained_run(tiny_checkpoint, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("pretrained_run")
     metrics = finetune.main(
-        ["--model_name_or_path", str(tiny_checkpoint), "--output_dir", str(output_dir), *FAST_RUN]
+        ["--model_name_or_path", str(tiny_checkpoint), "--output_dir", str(output_dir), *FAST_RUN,
+         "--validation_fraction", "0.2"]  # fmt: skip
     )
     return output_dir, metrics
 
@@ -174,6 +175,13 @@ def test_carve_validation_is_stratified_disjoint_and_keeps_one_per_class():
     again = finetune.carve_validation(labeled, 0.2, seed=0, label_names=["c0", "c1", "c2"])[1]
     assert again["text"] == validation["text"]
     assert finetune.carve_validation(labeled, 0.0, seed=0, label_names=["c0", "c1", "c2"]) == (labeled, None)
+
+
+def test_validation_is_carved_by_default_only_from_enough_labels():
+    limit = finetune.MIN_PER_CLASS_FOR_VALIDATION
+    assert finetune.default_validation_fraction([0] * limit + [1] * limit, 2) == 0.2
+    assert finetune.default_validation_fraction([0] * limit + [1] * (limit - 1), 2) == 0.0
+    assert finetune.default_validation_fraction([0] * limit, 2) == 0.0  # a class without labels
 
 
 def test_carve_validation_needs_two_documents_per_class():
