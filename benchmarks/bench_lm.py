@@ -23,7 +23,9 @@ from rnn_hf.data import load_or_train_tokenizer, load_text_dataset, split_by_doc
 from rnn_hf.data.lm import group_blocks, tokenize_documents
 
 EMB, HIDDEN, LAYERS, VOCAB_SIZE = 256, 512, 2, 8000
-AWD = dict(embedding_dropout=0.05, input_dropout=0.1, hidden_dropout=0.1, weight_dropout=0.2, output_dropout=0.1)
+AWD = dict(
+    embedding_dropout=0.05, input_dropout=0.1, hidden_dropout=0.1, weight_dropout=0.2, output_dropout=0.1
+)
 
 
 class RawLSTMLM(nn.Module):
@@ -63,7 +65,9 @@ VARIANTS = {
     "rnn_hf": lambda v: rnn_hf_model(v),
     "rnn_hf_awd": lambda v: rnn_hf_model(v, **AWD),
     "rnn_hf_emb1": lambda v: rnn_hf_model(v, embedding_init_range=1.0),
-    "rnn_hf_pytorch_init": lambda v: rnn_hf_model(v, recurrent_initializer="pytorch", embedding_init_range=1.0),
+    "rnn_hf_pytorch_init": lambda v: rnn_hf_model(
+        v, recurrent_initializer="pytorch", embedding_init_range=1.0
+    ),
     "rnn_hf_emb1.7": lambda v: rnn_hf_model(v, embedding_init_range=3**0.5),
     "rnn_hf_emb1_fb0": lambda v: rnn_hf_model(v, embedding_init_range=1.0, forget_gate_bias=0.0),
     "rnn_hf_emb1_fb0_awd": lambda v: rnn_hf_model(v, embedding_init_range=1.0, forget_gate_bias=0.0, **AWD),
@@ -127,7 +131,9 @@ def train(name, vocab_size, train_blocks, val_blocks, args) -> dict:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--block_size", type=int, default=128)

@@ -7,7 +7,7 @@ Steps, each a real run of the project's scripts (so every printed number comes f
   3. scripts/finetune.py   --from_scratch: same network, same labels, random initial weights
   4. TF-IDF + logistic regression on the same labels, the classical baseline
 Then it samples text from the LM, draws runs/demo/demo.png and prints a table. On 2 CPU cores it takes about
-12 minutes (measured: 717 s); with a GPU the same steps simply run faster.
+14 minutes (measured: 842 s); with a GPU the same steps simply run faster.
 """
 
 import argparse

@@ -179,7 +179,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
 
     if args.classifier_hidden_size < 0:
-        parser.error(f"--classifier_hidden_size must be 0 (no hidden layer) or positive, got {args.classifier_hidden_size}")
+        parser.error(
+            f"--classifier_hidden_size must be 0 (no hidden layer) or positive, got {args.classifier_hidden_size}"
+        )
     if args.num_labeled_per_class is not None and args.num_labeled_per_class < 1:
         parser.error(f"--num_labeled_per_class must be at least 1, got {args.num_labeled_per_class}")
     if args.validation_fraction is not None and not 0 <= args.validation_fraction < 1:
@@ -536,7 +538,11 @@ def main(argv: list[str] | None = None) -> dict:
             "initialization": "random (from scratch)" if args.from_scratch else f"pretrained: `{checkpoint}`",
             "labeled documents per class": args.num_labeled_per_class or "all",
             "classifier head": f"{args.classifier_pooling} pooling -> "
-            + (f"ULMFiT head (hidden {args.classifier_hidden_size})" if args.classifier_hidden_size else "linear"),
+            + (
+                f"ULMFiT head (hidden {args.classifier_hidden_size})"
+                if args.classifier_hidden_size
+                else "linear"
+            ),
             "train / validation / test documents": f"{metrics['num_train']} / {metrics['num_validation']} / {metrics['num_test']}",
             "epochs": f"{epochs_trained} of {num_epochs}"
             + (" (early stopping)" if epochs_trained < num_epochs else ""),

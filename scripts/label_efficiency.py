@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--num_labels_list",
         nargs="+",
         default=None,
-        help="labeled documents per class, or 'all' (default: 5 10 25 50 100 all; --quick: 2 4)",
+        help="labeled documents per class, or 'all', run in this order (default: 5 10 25 50 100 all; --quick: 2 4)",
     )
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help="default: 0 1 2; --quick: 0")
     parser.add_argument(
@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> Path:
         with results_file.open("a") as file:
             file.write(json.dumps(record) + "\n")
 
-    # ---- report: tables, plot
+    # ---- report: tables, plot (rows in increasing N, whatever order the runs took)
+    args.num_labels_list = sorted(args.num_labels_list, key=lambda n: float("inf") if n == "all" else int(n))
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     records = [r for r in records if r["num_labels"] in args.num_labels_list and r["seed"] in args.seeds]
@@ -280,6 +281,18 @@ def main(argv: list[str] | None = None) -> Path:
         "- TF-IDF + logistic regression (scikit-learn, `sublinear_tf=True`, default C) trains on all N labeled "
         "documents.",
     ]
+    for method in (
+        "clm",
+        "mlm",
+    ):  # what pretraining measured (its results.json), so the table says what it got
+        path = checkpoints[method] / "results.json" if checkpoints[method] else None
+        if path is not None and path.is_file():
+            pretrained = json.loads(path.read_text())
+            measured = ", ".join(
+                f"{k.removeprefix('eval_')} {v:.4g}" for k, v in pretrained.items() if k.startswith("eval_")
+            )
+            lines.append(f"- {METHODS[method]} `{checkpoints[method]}`: {pretrained.get('steps')} steps in "
+                         f"{pretrained.get('train_seconds')} s of pretraining; held-out {measured}.")  # fmt: skip
     if args.quick:
         lines += [
             "",

@@ -68,8 +68,15 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 def pretrained_run(tiny_checkpoint, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("pretrained_run")
     metrics = finetune.main(
-        ["--model_name_or_path", str(tiny_checkpoint), "--output_dir", str(output_dir), *FAST_RUN,
-         "--validation_fraction", "0.2"]  # fmt: skip
+        [
+            "--model_name_or_path",
+            str(tiny_checkpoint),
+            "--output_dir",
+            str(output_dir),
+            *FAST_RUN,
+            "--validation_fraction",
+            "0.2",
+        ]  # fmt: skip
     )
     return output_dir, metrics
 

@@ -38,7 +38,7 @@ def test_quick_study_writes_table_plot_and_every_run(quick_study):
     )
     assert all(0 <= r["accuracy"] <= 1 and 0 <= r["macro_f1"] <= 1 for r in records)
     tfidf_4 = next(r for r in records if r["method"] == "tfidf" and r["num_labels"] == "4")
-    assert tfidf_4["num_train"] == 20  # all 4 x 5 labeled documents; the LSTMs hold 1 per class out
+    assert tfidf_4["num_train"] == 20  # all 4 x 5 labeled documents
     assert not [path for path in (root / "work").iterdir() if path.is_dir()]  # model dirs removed
 
 
@@ -46,8 +46,10 @@ def test_rerun_resumes_from_recorded_runs(quick_study, monkeypatch):
     root, argv = quick_study
     results = (root / "work" / "results.jsonl").read_text()
     monkeypatch.setattr(label_efficiency.finetune, "main", lambda argv: pytest.fail("reran a recorded run"))
-    label_efficiency.main(argv)
+    label_efficiency.main([*argv, "--num_labels_list", "4", "2"])  # another run order, the same table
     assert (root / "work" / "results.jsonl").read_text() == results
+    report = (root / "results" / "label_efficiency.md").read_text()
+    assert report.index("| 2 |") < report.index("| 4 |")
 
 
 def test_other_settings_need_another_work_dir(quick_study, capsys):

@@ -395,7 +395,9 @@ def test_ulmfit_classifier_head(tmp_path):
     ).eval()
     head = model.classifier
     assert (head.dense.in_features, head.dense.out_features, head.out_proj.out_features) == (72, 10, 3)
-    assert torch.equal(head.input_norm.weight, torch.ones(72)) and torch.equal(head.hidden_norm.bias, torch.zeros(10))
+    assert torch.equal(head.input_norm.weight, torch.ones(72)) and torch.equal(
+        head.hidden_norm.bias, torch.zeros(10)
+    )
     assert head.dense.weight.std().item() == pytest.approx(0.02, rel=0.2)  # initialized, not left empty
     torch.testing.assert_close(
         model.rnn.recurrent.layers[0].weight_hh_l0, lm.rnn.recurrent.layers[0].weight_hh_l0
@@ -405,7 +407,9 @@ def test_ulmfit_classifier_head(tmp_path):
     with torch.no_grad():
         batched = model(input_ids=batch, attention_mask=mask).logits
         for index, row in enumerate(rows):
-            torch.testing.assert_close(batched[index], model(input_ids=row[None]).logits[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(
+                batched[index], model(input_ids=row[None]).logits[0], atol=1e-5, rtol=1e-5
+            )
     model.save_pretrained(tmp_path / "clf")
     loaded = RnnForSequenceClassification.from_pretrained(tmp_path / "clf").eval()
     assert isinstance(loaded.classifier, type(head))
