@@ -37,7 +37,7 @@ format: venv
 demo: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/demo.py
 
-# The label-efficiency study behind docs/results/label_efficiency.md (about 1.5 hours on 2 cores): the causal LM of
+# The label-efficiency study behind docs/results/label_efficiency.md (about 2 hours on 2 cores): the causal LM of
 # `make demo` (made first if missing), a masked LM with the same budget (9.5 minutes, no dropout), then 54 runs.
 NO_DROPOUT = --embedding_dropout 0 --input_dropout 0 --hidden_dropout 0 --weight_dropout 0 --output_dropout 0
 study: venv
