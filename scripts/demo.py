@@ -30,19 +30,14 @@ def run(script: str, args: list[str]) -> None:
 
 def tfidf_accuracy(num_labeled_per_class: int, seed: int) -> float:
     """TF-IDF + logistic regression on the same labeled documents and the same held-out test documents."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
+    # The study's baseline (scripts/label_efficiency.py), so the demo and the study report the same model.
+    from label_efficiency import tfidf_logistic_regression
 
     from rnn_hf.data import load_text_dataset, sample_per_class, split_by_document
 
     splits = split_by_document(load_text_dataset()["train"], test_size=0.2, validation_size=0.1, seed=0)
     labeled = sample_per_class(splits["train"], num_labeled_per_class, seed=seed)
-    vectorizer = TfidfVectorizer(sublinear_tf=True)
-    classifier = LogisticRegression(max_iter=2000).fit(
-        vectorizer.fit_transform(labeled["text"]), labeled["label"]
-    )
-    predictions = classifier.predict(vectorizer.transform(splits["test"]["text"]))
-    return float((predictions == splits["test"]["label"]).mean())
+    return tfidf_logistic_regression(labeled, splits["test"])["accuracy"]
 
 
 def sample_text(model_dir: Path, prompt: str, seed: int) -> str:
