@@ -54,6 +54,10 @@ from rnn_hf.training.ulmfit import (
 # gives: at 10 per class (2 held out), BBC News test accuracy 41.6% with it vs 56.2% training all 20 epochs on all
 # 10 (scripts/finetune.py on the `make demo` LM, seed 0).
 MIN_PER_CLASS_FOR_VALIDATION = 25
+# Peak learning rates of the head. From scratch: the better of 1e-3 and 5e-3 on validation documents in the
+# label-efficiency study (scripts/label_efficiency.py --learning_rates tunes it per method).
+PRETRAINED_LEARNING_RATE = 5e-3
+SCRATCH_LEARNING_RATE = 1e-3
 
 # What pretraining records in `split.json`, and what it used when the file is absent.
 DEFAULT_SPLIT = {"test_size": 0.2, "validation_size": 0.1, "seed": 0}
@@ -131,12 +135,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--num_train_epochs",
         type=int,
         default=None,
-        help="default: 20 for up to 100 training documents, fewer beyond (about 2,000 "
-        "document passes), at least 5",
+        help="default when pretrained: about 2,000 document passes, 5 to 20 epochs; from scratch: about 4,000, "
+        "10 to 40 epochs (a random network needs more passes)",
     )
     training.add_argument("--per_device_train_batch_size", type=int, default=8)
     training.add_argument("--per_device_eval_batch_size", type=int, default=32)
-    training.add_argument("--learning_rate", type=float, default=5e-3, help="peak learning rate of the head")
+    training.add_argument(
+        "--learning_rate",
+        type=float,
+        default=None,
+        help=f"peak learning rate of the head (default: {PRETRAINED_LEARNING_RATE:g} when pretrained, "
+        f"{SCRATCH_LEARNING_RATE:g} from scratch)",
+    )
     training.add_argument("--weight_decay", type=float, default=0.01)
     training.add_argument(
         "--discriminative_lr_decay",
@@ -194,6 +204,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.learning_rate is None:
+        args.learning_rate = SCRATCH_LEARNING_RATE if args.from_scratch else PRETRAINED_LEARNING_RATE
     if not args.learning_rate > 0 or (
         args.discriminative_lr_decay is not None and not args.discriminative_lr_decay > 0
     ):
@@ -318,8 +330,15 @@ def carve_validation(
     return labeled.select(np.flatnonzero(~in_validation)), labeled.select(np.flatnonzero(in_validation))
 
 
-def default_num_epochs(num_train: int) -> int:
-    """20 epochs for up to 100 training documents, then about 2,000 document passes in all, and never under 5."""
+def default_num_epochs(num_train: int, from_scratch: bool = False) -> int:
+    """Pretrained: about 2,000 document passes in all, 5 to 20 epochs. From scratch: about 4,000, 10 to 40 epochs.
+
+    A random network needs more passes than one that starts from language-model features; on BBC News with 100
+    labels per class it sits at chance after 5 epochs (see docs/results/label_efficiency.md). Where there is a
+    validation split, early stopping ends either sooner.
+    """
+    if from_scratch:
+        return max(10, min(40, math.ceil(4000 / num_train)))
     return max(5, min(20, math.ceil(2000 / num_train)))
 
 
@@ -388,7 +407,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     train_dataset, test_dataset = prepare(train_dataset), prepare(test)
     eval_dataset = prepare(eval_dataset) if eval_dataset is not None else None
-    num_epochs = args.num_train_epochs or default_num_epochs(len(train_dataset))
+    num_epochs = args.num_train_epochs or default_num_epochs(len(train_dataset), args.from_scratch)
 
     # ---- model: the pretrained backbone under a new classifier head, or the same network freshly initialized
     config_overrides = dict(

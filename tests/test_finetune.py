@@ -155,8 +155,16 @@ def test_parse_args_recipe_defaults_depend_on_pretraining():
     assert switched.slanted_triangular is False
 
 
-def test_default_num_epochs():
-    assert [finetune.default_num_epochs(n) for n in (8, 40, 100, 200, 400, 1250)] == [20, 20, 20, 10, 5, 5]
+def test_default_num_epochs_and_learning_rate_depend_on_pretraining():
+    sizes = (8, 40, 100, 200, 400, 1250)
+    assert [finetune.default_num_epochs(n) for n in sizes] == [20, 20, 20, 10, 5, 5]
+    assert [finetune.default_num_epochs(n, from_scratch=True) for n in sizes] == [40, 40, 40, 20, 10, 10]
+    base = ["--model_name_or_path", "x", "--output_dir", "y"]
+    assert finetune.parse_args(base).learning_rate == finetune.PRETRAINED_LEARNING_RATE == 5e-3
+    assert (
+        finetune.parse_args([*base, "--from_scratch"]).learning_rate == finetune.SCRATCH_LEARNING_RATE == 1e-3
+    )
+    assert finetune.parse_args([*base, "--from_scratch", "--learning_rate", "2e-3"]).learning_rate == 2e-3
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -52,9 +52,70 @@ def test_rerun_resumes_from_recorded_runs(quick_study, monkeypatch):
     assert report.index("| 2 |") < report.index("| 4 |")
 
 
-def test_other_settings_need_another_work_dir(quick_study, capsys):
-    _, argv = quick_study
+def test_new_settings_rerun_only_the_runs_they_change(quick_study, monkeypatch):
+    root, argv = quick_study
+    work = root / "work"
+    before = (work / "results.jsonl").read_text().splitlines()
+    calls = []
+    real_finetune = label_efficiency.finetune.main
+    monkeypatch.setattr(
+        label_efficiency.finetune, "main", lambda argv: calls.append(argv) or real_finetune(argv)
+    )
+    label_efficiency.main([*argv, "--max_seq_length", "32", "--num_labels_list", "2"])
+
+    after = (work / "results.jsonl").read_text().splitlines()
+    assert after[: len(before)] == before  # earlier runs are kept, never rewritten
+    new = [json.loads(line) for line in after[len(before) :]]
+    assert sorted(r["method"] for r in new) == ["clm", "scratch"]  # TF-IDF does not read tokens: not rerun
+    assert all(r["settings"]["max_seq_length"] == 32 and r["num_labels"] == "2" for r in new)
+    assert all(call[call.index("--max_seq_length") + 1] == "32" for call in calls)
+    report = (root / "results" / "label_efficiency.md").read_text()
+    assert "| 2 |" in report and "| 4 |" not in report
+    assert "over 3 runs" in report  # the table holds the 3 runs under these settings, not the 64-token ones
+
+
+def test_learning_rates_are_tuned_on_validation_per_method(tmp_path_factory, tmp_path):
+    tiny_checkpoint = make_tiny_checkpoint(tmp_path_factory.getbasetemp() / "tiny_rnn_lm")
+    argv = ["--clm_checkpoint", str(tiny_checkpoint), "--quick", "--num_labels_list", "2", "--output_dir",
+            str(tmp_path / "results"), "--work_dir", str(tmp_path / "work"), "--learning_rates", "1e-4", "1e-2",
+            "--tune_num_labels", "25"]  # fmt: skip
+    label_efficiency.main(argv)
+
+    records = [json.loads(line) for line in (tmp_path / "work" / "results.jsonl").read_text().splitlines()]
+    tuning = [r for r in records if r["num_labels"] == "25"]
+    assert sorted((r["method"], r["settings"]["learning_rate"]) for r in tuning) == [
+        ("clm", 1e-4), ("clm", 1e-2), ("scratch", 1e-4), ("scratch", 1e-2)
+    ]  # fmt: skip
+    assert all(r["num_validation"] > 0 and r["best_validation_accuracy"] is not None for r in tuning)
+    report = (tmp_path / "results" / "label_efficiency.md").read_text()
+    learning_rates = report.split("## Learning rates")[1].split("**Quick mode**")[0]
+    assert learning_rates.count("**") == 4  # one bold cell per LSTM
+    for method in ("scratch", "clm"):
+        scores = {
+            r["settings"]["learning_rate"]: r["best_validation_accuracy"]
+            for r in tuning
+            if r["method"] == method
+        }
+        best = max(
+            scores, key=lambda lr: (scores[lr], -[1e-4, 1e-2].index(lr))
+        )  # ties: the first of the grid
+        (main_run,) = [r for r in records if r["method"] == method and r["num_labels"] == "2"]
+        assert main_run["settings"]["learning_rate"] == best
+
+
+def test_tuning_needs_a_validation_split(tmp_path_factory, capsys):
+    checkpoint = make_tiny_checkpoint(tmp_path_factory.getbasetemp() / "tiny_rnn_lm")
     with pytest.raises(SystemExit) as exit_info:
-        label_efficiency.main([*argv, "--max_seq_length", "32"])
+        label_efficiency.main(
+            ["--clm_checkpoint", str(checkpoint), "--learning_rates", "1e-3", "--tune_num_labels", "10"]
+        )
     assert exit_info.value.code == 2
-    assert "holds runs made with other settings" in capsys.readouterr().err
+    assert "leaves no validation split to tune on" in capsys.readouterr().err
+
+
+def test_label_savings_compares_with_scratch_at_the_most_labels():
+    table = {("scratch", "10"): (0.3, 0, 3), ("scratch", "100"): (0.7, 0, 3), ("clm", "10"): (0.72, 0, 3),
+             ("clm", "100"): (0.9, 0, 3), ("mlm", "10"): (0.5, 0, 3), ("mlm", "100"): (0.69, 0, 3)}  # fmt: skip
+    clm, mlm = label_efficiency.label_savings(table, ["10", "100", "all"], ["tfidf", "scratch", "clm", "mlm"])
+    assert clm.startswith("- pretrained causal LM: 10 labels per class (72.0%) reach") and "10x fewer" in clm
+    assert "does not reach the LSTM from scratch with 100 labels per class (70.0%)" in mlm
