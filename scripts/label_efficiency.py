@@ -103,6 +103,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="a smoke test: N in 2 4, 1 seed, 1 epoch, 64 tokens"
     )
+    parser.add_argument(
+        "--report_only",
+        action="store_true",
+        help="run nothing: write the report from the runs recorded in --work_dir (missing cells show '–', "
+        "cells with fewer seeds their count)",
+    )
     args = parser.parse_args(argv)
 
     if args.clm_checkpoint is None and args.mlm_checkpoint is None:
@@ -330,6 +336,10 @@ def main(argv: list[str] | None = None) -> Path:
             settings = settings_of(method, lr)
             record = find(method, tune_n, tune_seed, settings)
             if record is None or record.get("best_validation_accuracy") is None:  # older records lack it
+                if args.report_only:
+                    raise UserError(
+                        f"--report_only: no recorded tuning run of {method} at lr {lr:g} in '{results_file}'"
+                    )
                 record = run(method, tune_n, tune_seed, settings)
             tuning.setdefault(method, []).append((lr, record))
     chosen = {method: None for method in lstm_methods}  # None: finetune.py's default
@@ -346,6 +356,9 @@ def main(argv: list[str] | None = None) -> Path:
         for method in methods
         if find(method, num_labels, seed, current[method]) is None
     ]
+    if args.report_only:
+        print(f"--report_only: {len(runs)} runs of this study are not recorded yet; reporting without them")
+        runs = []
     progress = tqdm(runs, desc="label efficiency", unit="run")
     for method, num_labels, seed in progress:
         progress.set_postfix_str(f"{method} N={num_labels} seed={seed}")

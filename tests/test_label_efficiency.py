@@ -52,6 +52,14 @@ def test_rerun_resumes_from_recorded_runs(quick_study, monkeypatch):
     assert report.index("| 2 |") < report.index("| 4 |")
 
 
+def test_report_only_runs_nothing_and_marks_what_is_missing(quick_study, monkeypatch):
+    root, argv = quick_study
+    monkeypatch.setattr(label_efficiency.finetune, "main", lambda argv: pytest.fail("ran a fine-tune"))
+    label_efficiency.main([*argv, "--report_only", "--num_labels_list", "2", "8"])
+    report = (root / "results" / "label_efficiency.md").read_text()
+    assert "| 8 | – | – | – |" in report and "| 2 | " in report and "| 2 | –" not in report
+
+
 def test_new_settings_rerun_only_the_runs_they_change(quick_study, monkeypatch):
     root, argv = quick_study
     work = root / "work"
