@@ -174,7 +174,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=5,
         help="stop after this many epochs without a better validation score, counted once "
-        "every layer trains (from scratch: from half-way); 0 = off",
+        "every layer trains; 0 = off",
     )
     training.add_argument(
         "--group_by_length",
@@ -343,20 +343,6 @@ def default_num_epochs(num_train: int, from_scratch: bool = False) -> int:
     return max(5, min(20, math.ceil(2000 / num_train)))
 
 
-def early_stopping_start_epoch(
-    num_groups: int, gradual_unfreezing: bool, from_scratch: bool, num_epochs: int
-) -> int:
-    """The epoch (1-based) from which early stopping counts its patience.
-
-    Once every layer group trains (gradual unfreezing thaws one per epoch). From scratch, not before half-way: a
-    random network sits near chance for several epochs before it takes off. Counting from epoch 1, patience 5 stopped
-    it at epochs 7-9 of 20-40 with 29-38% test accuracy at 25 and 50 labels per class on BBC News, below its 33%
-    at 10 labels trained for all 40 epochs (scripts/label_efficiency.py, 128 tokens, lr 1e-3).
-    """
-    start = num_groups if gradual_unfreezing else 1
-    return max(start, num_epochs // 2) if from_scratch else start
-
-
 def compute_metrics(eval_prediction) -> dict:
     """Accuracy and macro-F1 (scikit-learn: the `evaluate` library would download its metrics from the Hub).
 
@@ -481,10 +467,10 @@ def main(argv: list[str] | None = None) -> dict:
     callbacks = [GradualUnfreezing(groups)] if args.gradual_unfreezing else []
     validate = eval_dataset is not None
     if validate and args.early_stopping_patience > 0:
-        start_epoch = early_stopping_start_epoch(
-            len(groups), args.gradual_unfreezing, args.from_scratch, num_epochs
+        first_full_epoch = len(groups) if args.gradual_unfreezing else 1
+        callbacks.append(
+            EarlyStoppingAfterUnfreezing(args.early_stopping_patience, start_epoch=first_full_epoch)
         )
-        callbacks.append(EarlyStoppingAfterUnfreezing(args.early_stopping_patience, start_epoch=start_epoch))
 
     if "train_sampling_strategy" in TrainingArguments.__dataclass_fields__:  # transformers >= 5.2x
         length_grouping = {"train_sampling_strategy": "group_by_length" if args.group_by_length else "random"}

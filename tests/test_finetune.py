@@ -167,13 +167,6 @@ def test_default_num_epochs_and_learning_rate_depend_on_pretraining():
     assert finetune.parse_args([*base, "--from_scratch", "--learning_rate", "2e-3"]).learning_rate == 2e-3
 
 
-def test_early_stopping_counts_from_full_unfreezing_and_from_half_way_from_scratch():
-    assert finetune.early_stopping_start_epoch(4, True, False, 20) == 4  # pretrained: once all 4 groups train
-    assert finetune.early_stopping_start_epoch(4, False, False, 20) == 1
-    assert finetune.early_stopping_start_epoch(4, False, True, 40) == 20  # from scratch: half-way
-    assert finetune.early_stopping_start_epoch(4, False, True, 1) == 1
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Data: validation carved from the labeled documents only
 
