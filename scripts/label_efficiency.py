@@ -177,8 +177,14 @@ def markdown_table(
         cells = []
         for method in methods:
             mean, std, count = table.get((method, num_labels), (None, None, 0))
-            cell = "–" if mean is None else f"{100 * mean:.1f} ± {100 * std:.1f}"
-            cells.append(cell + (f" (n={count})" if 0 < count < num_seeds else ""))
+            if mean is None:
+                cells.append("–")
+            elif count == 1 and num_seeds > 1:  # one seed has no spread to show
+                cells.append(f"{100 * mean:.1f} (n=1)")
+            else:
+                cells.append(
+                    f"{100 * mean:.1f} ± {100 * std:.1f}" + (f" (n={count})" if count < num_seeds else "")
+                )
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -127,3 +127,19 @@ def test_label_savings_compares_with_scratch_at_the_most_labels():
     clm, mlm = label_efficiency.label_savings(table, ["10", "100", "all"], ["tfidf", "scratch", "clm", "mlm"])
     assert clm.startswith("- pretrained causal LM: 10 labels per class (72.0%) reach") and "10x fewer" in clm
     assert "does not reach the LSTM from scratch with 100 labels per class (70.0%)" in mlm
+
+
+def test_table_cells_say_how_many_seeds_they_hold():
+    table = {
+        ("tfidf", "5"): (0.9, 0.01, 3),
+        ("tfidf", "all"): (0.98, 0.0, 1),
+        ("tfidf", "10"): (0.93, 0.02, 2),
+    }
+    text = label_efficiency.markdown_table(
+        table, ["5", "10", "all"], ["tfidf"], all_per_class=300.0, num_seeds=3
+    )
+    assert (
+        "| 5 | 90.0 ± 1.0 |" in text
+        and "| 10 | 93.0 ± 2.0 (n=2) |" in text
+        and "| all (≈300) | 98.0 (n=1) |" in text
+    )
