@@ -33,11 +33,12 @@ format: venv
 	$(BIN)/ruff format src tests scripts benchmarks
 	$(BIN)/ruff check --fix src tests scripts benchmarks
 
-# The main job: pretrain on unlabeled BBC News, fine-tune with 10 labels per class, compare (~14 min on 2 cores).
+# The main job: pretrain on unlabeled BBC News, fine-tune with 10 labels per class, compare (~14 min on 2 cores,
+# the venv included).
 demo: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/demo.py
 
-# The label-efficiency study behind docs/results/label_efficiency.md (about 3 hours on 2 cores): `make demo`'s
+# The label-efficiency study behind docs/results/label_efficiency.md (about 3.5 hours on 2 cores): `make demo`'s
 # tokenizer, a causal LM pretrained for 34 minutes (the demo's recipe, ~2,000 steps), a masked LM with the demo's
 # budget (9.5 minutes), a learning rate tuned per LSTM on validation documents, then 5-100 and all labels per class.
 NO_DROPOUT = --embedding_dropout 0 --input_dropout 0 --hidden_dropout 0 --weight_dropout 0 --output_dropout 0
