@@ -39,8 +39,8 @@ demo: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/demo.py
 
 # The label-efficiency study behind docs/results/label_efficiency.md (about 3.5 hours on 2 cores): `make demo`'s
-# tokenizer, a causal LM pretrained for 34 minutes (the demo's recipe, ~2,000 steps), a masked LM with the demo's
-# budget (9.5 minutes), a learning rate tuned per LSTM on validation documents, then 5-100 and all labels per class.
+# tokenizer, a causal LM pretrained for 34 minutes (the demo's recipe; 1,781 steps here), a masked LM with the
+# previous demo's 9.5 minutes, a learning rate tuned per LSTM on validation documents, then 5-100 and all labels.
 NO_DROPOUT = --embedding_dropout 0 --input_dropout 0 --hidden_dropout 0 --weight_dropout 0 --output_dropout 0
 study: venv
 	test -f runs/demo/lm/model.safetensors || $(MAKE) demo
