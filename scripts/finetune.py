@@ -206,7 +206,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
     if args.learning_rate is None:
-        args.learning_rate = SCRATCH_LEARNING_RATE if args.from_scratch else PRETRAINED_LEARNING_RATE
+        args.learning_rate = default_learning_rate(args.from_scratch)
     if not args.learning_rate > 0 or (
         args.discriminative_lr_decay is not None and not args.discriminative_lr_decay > 0
     ):
@@ -216,6 +216,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.gradual_unfreezing is None:
         args.gradual_unfreezing = not args.from_scratch
     return args
+
+
+def default_learning_rate(from_scratch: bool) -> float:
+    """The head's peak learning rate when `--learning_rate` is not given."""
+    return SCRATCH_LEARNING_RATE if from_scratch else PRETRAINED_LEARNING_RATE
 
 
 def read_split_settings(checkpoint: Path) -> dict:

@@ -275,9 +275,7 @@ def main(argv: list[str] | None = None) -> Path:
         if method == "tfidf":
             return {"split": split_settings}
         if learning_rate is None:
-            learning_rate = (
-                finetune.SCRATCH_LEARNING_RATE if method == "scratch" else finetune.PRETRAINED_LEARNING_RATE
-            )
+            learning_rate = finetune.default_learning_rate(from_scratch=method == "scratch")
         return {
             "checkpoint": str(checkpoints[method]),
             "max_seq_length": args.max_seq_length,
