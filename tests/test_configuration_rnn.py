@@ -14,6 +14,10 @@ from rnn_hf import RnnConfig
         (dict(input_dropout=-0.1), r"`input_dropout` must be a probability"),
         (dict(classifier_pooling="attention"), r"`classifier_pooling` must be one of"),
         (dict(classifier_hidden_size=0), r"`classifier_hidden_size` must be None or a positive integer"),
+        (
+            dict(classifier_norm="group"),
+            r"`classifier_norm` must be one of \('layer', 'batch'\), got 'group'",
+        ),
         (dict(recurrent_initializer="zeros"), r"`recurrent_initializer` must be one of"),
         (
             dict(vocab_size=10, pad_token_id=12),

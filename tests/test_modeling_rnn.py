@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 import torch
+from torch import nn
 from transformers import (
     AutoConfig,
     AutoModel,
@@ -385,15 +386,17 @@ def test_state_dict_keeps_plain_recurrent_names():
 # ---------------------------------------------------------------- heads: losses and problem types
 
 
-def test_ulmfit_classifier_head(tmp_path):
+@pytest.mark.parametrize("norm", ["layer", "batch"])
+def test_ulmfit_classifier_head(tmp_path, norm):
     """`classifier_hidden_size` gives norm -> linear -> ReLU -> norm -> linear; it saves, loads onto a pretrained
     backbone with a freshly initialized head, ignores padding, and trains on a batch of one."""
     lm = tester.model(RnnForCausalLM)
     lm.save_pretrained(tmp_path)
     model = RnnForSequenceClassification.from_pretrained(
-        tmp_path, classifier_hidden_size=10, classifier_pooling="concat"
+        tmp_path, classifier_hidden_size=10, classifier_pooling="concat", classifier_norm=norm
     ).eval()
     head = model.classifier
+    assert isinstance(head.input_norm, nn.BatchNorm1d if norm == "batch" else nn.LayerNorm)
     assert (head.dense.in_features, head.dense.out_features, head.out_proj.out_features) == (72, 10, 3)
     assert torch.equal(head.input_norm.weight, torch.ones(72)) and torch.equal(
         head.hidden_norm.bias, torch.zeros(10)
@@ -410,15 +413,24 @@ def test_ulmfit_classifier_head(tmp_path):
             torch.testing.assert_close(
                 batched[index], model(input_ids=row[None]).logits[0], atol=1e-5, rtol=1e-5
             )
+    if norm == "batch":  # fresh running statistics, then those of a training batch: they are saved and loaded
+        assert torch.equal(head.input_norm.running_var, torch.ones(72))
+        model.train()
+        model(input_ids=batch, attention_mask=mask)
+        model.eval()
+        assert not torch.equal(head.input_norm.running_mean, torch.zeros(72))
     model.save_pretrained(tmp_path / "clf")
     loaded = RnnForSequenceClassification.from_pretrained(tmp_path / "clf").eval()
-    assert isinstance(loaded.classifier, type(head))
+    assert isinstance(loaded.classifier, type(head)) and loaded.config.classifier_norm == norm
     with torch.no_grad():
         assert torch.equal(loaded(input_ids=batch).logits, model(input_ids=batch).logits)
     model.train()
+    running_mean = head.input_norm.running_mean.clone() if norm == "batch" else None
     loss = model(input_ids=rows[0][None], labels=torch.tensor([1])).loss
     loss.backward()
     assert torch.isfinite(loss) and head.dense.weight.grad.abs().sum() > 0
+    if norm == "batch":  # one document has no spread: it is normalized by, and leaves, the running statistics
+        assert torch.equal(head.input_norm.running_mean, running_mean)
 
 
 def test_sequence_classification_problem_types():

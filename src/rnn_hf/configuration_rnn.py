@@ -5,6 +5,7 @@ from transformers import PreTrainedConfig
 CELL_TYPES = ("lstm", "gru")
 RECURRENT_INITIALIZERS = ("orthogonal", "xavier_uniform", "pytorch")
 POOLING_TYPES = ("last", "mean", "max", "concat")
+CLASSIFIER_NORMS = ("layer", "batch")
 DROPOUT_ARGUMENTS = (
     "embedding_dropout",
     "input_dropout",
@@ -63,8 +64,13 @@ class RnnConfig(PreTrainedConfig):
             for a bidirectional model also the backward state at the first one), `"mean"` or `"max"` over non-pad
             positions, or `"concat"` (ULMFiT concat pooling: last, max and mean side by side).
         classifier_hidden_size (`int`, *optional*):
-            With a width, [`RnnForSequenceClassification`] uses ULMFiT's head: layer norm -> dropout -> linear to this
-            width -> ReLU -> layer norm -> dropout -> linear. `None` (the default): dropout -> linear.
+            With a width, [`RnnForSequenceClassification`] uses ULMFiT's head: norm -> dropout -> linear to this
+            width -> ReLU -> norm -> dropout -> linear (norm: `classifier_norm`). `None` (the default): dropout ->
+            linear.
+        classifier_norm (`str`, *optional*, defaults to `"layer"`):
+            The normalization of ULMFiT's head: `"layer"` (per document, the same in training and inference) or
+            `"batch"` (per feature, ULMFiT's own: it puts the last, max and mean pools, whose scales differ feature by
+            feature, on one scale; a training batch of one document uses the running statistics).
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal distribution that initializes the linear layers.
         embedding_init_range (`float`, *optional*, defaults to 1.0):
@@ -119,6 +125,7 @@ class RnnConfig(PreTrainedConfig):
     classifier_dropout: float = 0.1
     classifier_pooling: str = "last"
     classifier_hidden_size: int | None = None
+    classifier_norm: str = "layer"
     initializer_range: float = 0.02
     embedding_init_range: float = 1.0
     recurrent_initializer: str = "orthogonal"
@@ -153,6 +160,10 @@ class RnnConfig(PreTrainedConfig):
         if self.classifier_pooling not in POOLING_TYPES:
             raise ValueError(
                 f"`classifier_pooling` must be one of {POOLING_TYPES}, got {self.classifier_pooling!r}."
+            )
+        if self.classifier_norm not in CLASSIFIER_NORMS:
+            raise ValueError(
+                f"`classifier_norm` must be one of {CLASSIFIER_NORMS}, got {self.classifier_norm!r}."
             )
         if self.recurrent_initializer not in RECURRENT_INITIALIZERS:
             raise ValueError(

@@ -119,9 +119,13 @@ class RnnPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         """Uniform embeddings, normal linears, orthogonal recurrent blocks and a forget-gate bias (AWD-LSTM)."""
         config = self.config
-        if isinstance(module, nn.LayerNorm):
+        if isinstance(module, (nn.LayerNorm, nn.BatchNorm1d)):
             init.ones_(module.weight)
             init.zeros_(module.bias)
+            if isinstance(module, nn.BatchNorm1d):
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
         elif isinstance(module, nn.Embedding):
             init.uniform_(module.weight, -config.embedding_init_range, config.embedding_init_range)
         elif isinstance(module, nn.Linear):
@@ -449,19 +453,36 @@ def pool_sequence(
     return torch.cat([last, max_pool, mean], dim=-1)  # (B, 3*D*H), ULMFiT concat pooling
 
 
+class BatchNormOrRunning(nn.BatchNorm1d):
+    """`BatchNorm1d` that normalizes a training batch of one row with its running statistics instead of failing
+    (a batch of one has no spread to measure): the last batch of an epoch may hold a single document."""
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:  # (B, C)
+        if self.training and input.size(0) == 1:
+            return nn.functional.batch_norm(
+                input, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
+        return super().forward(input)
+
+
 class RnnClassificationHead(nn.Module):
     """ULMFiT's classifier on pooled features: norm -> dropout -> linear -> ReLU -> norm -> dropout -> linear.
 
-    The normalization puts the pretrained features (whose scales differ between the last, max and mean pools) on
-    one scale, so that a few labeled examples train the head quickly. Layer norm rather than ULMFiT's batch norm:
-    it behaves the same in training and inference and for any batch size, including 1.
+    The normalization puts the pooled features on one scale, so that a few labeled examples train the head quickly.
+    `norm="batch"` is ULMFiT's: per feature, which matters for concat pooling, whose last, max and mean parts differ
+    in scale feature by feature. `norm="layer"` normalizes each document on its own: the same in training and
+    inference, but the scales stay unequal. BBC News, 10 labels per class, seed 0 (`scripts/finetune.py`, 128
+    tokens): 74.6% test accuracy with batch norm vs 63.1% with layer norm, 71.2% vs 64.9% on frozen features.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_labels: int, dropout: float):
+    def __init__(
+        self, input_size: int, hidden_size: int, num_labels: int, dropout: float, norm: str = "layer"
+    ):
         super().__init__()
-        self.input_norm = nn.LayerNorm(input_size)
+        norm_class = BatchNormOrRunning if norm == "batch" else nn.LayerNorm
+        self.input_norm = norm_class(input_size)
         self.dense = nn.Linear(input_size, hidden_size)
-        self.hidden_norm = nn.LayerNorm(hidden_size)
+        self.hidden_norm = norm_class(hidden_size)
         self.out_proj = nn.Linear(hidden_size, num_labels)
         self.dropout = nn.Dropout(dropout)
 
@@ -485,7 +506,11 @@ class RnnForSequenceClassification(RnnPreTrainedModel):
         else:
             self.dropout = nn.Identity()  # the head drops out before each of its layers
             self.classifier = RnnClassificationHead(
-                pooled_size, config.classifier_hidden_size, config.num_labels, config.classifier_dropout
+                pooled_size,
+                config.classifier_hidden_size,
+                config.num_labels,
+                config.classifier_dropout,
+                config.classifier_norm,
             )
         self.post_init()
 
