@@ -281,6 +281,7 @@ def main(argv: list[str] | None = None) -> Path:
             "max_seq_length": args.max_seq_length,
             "num_train_epochs": args.num_train_epochs,
             "learning_rate": learning_rate,
+            "classifier_norm": finetune.DEFAULT_CLASSIFIER_NORM,
             "split": split_settings,
         }
 
@@ -399,7 +400,8 @@ def main(argv: list[str] | None = None) -> Path:
         f"documents are drawn from its {len(pool)} train documents with each seed.",
         "",
         "- The LSTMs fine-tune with `scripts/finetune.py` defaults (ULMFiT: discriminative learning rates, slanted "
-        "triangular schedule, gradual unfreezing for the pretrained ones, concat pooling, a two-layer head; about "
+        "triangular schedule, gradual unfreezing for the pretrained ones, concat pooling, ULMFiT's two-layer head with "
+        f"{finetune.DEFAULT_CLASSIFIER_NORM} norm; about "
         "2,000 document passes (5 to 20 epochs) when pretrained, 4,000 (10 to 40 epochs) from scratch) and the "
         "peak learning rate below; from "
         f"{finetune.MIN_PER_CLASS_FOR_VALIDATION} labeled documents per class they hold 20% of them out for early "

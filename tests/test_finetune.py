@@ -16,7 +16,13 @@ import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
 from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification, TrainerControl, TrainerState, TrainingArguments
+from transformers import (
+    AutoModelForSequenceClassification,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+    set_seed,
+)
 
 from rnn_hf import RnnConfig, RnnForCausalLM, RnnForSequenceClassification
 from rnn_hf.data import load_bbc_news, load_text_dataset, split_by_document, train_tokenizer
@@ -104,6 +110,7 @@ def test_finetune_writes_metrics_card_and_a_loadable_model(pretrained_run):
     model = AutoModelForSequenceClassification.from_pretrained(output_dir)
     assert isinstance(model, RnnForSequenceClassification)
     assert model.config.num_labels == 5 and model.config.classifier_pooling == "concat"
+    assert model.config.classifier_norm == "batch"  # ULMFiT's head
     assert model.config.id2label[0] == "business"
 
 
@@ -119,6 +126,38 @@ def test_gradual_unfreezing_in_trainer_trains_only_the_head_in_epoch_one(pretrai
         "rnn.recurrent.layers.1.weight_ih_l0",
     ):
         assert torch.equal(before[name], after[name]), name  # pretrained, and frozen during epoch 1
+
+
+def test_freeze_backbone_trains_the_head_only(tiny_checkpoint, tmp_path):
+    """Two epochs (gradual unfreezing would thaw the last recurrent layer in the second): the backbone stays as
+    pretrained, the head learns."""
+    metrics = finetune.main(
+        ["--model_name_or_path", str(tiny_checkpoint), "--output_dir", str(tmp_path), "--freeze_backbone"]
+        + [*FAST_RUN, "--num_train_epochs", "2"]
+    )
+    before, after = (
+        load_file(tiny_checkpoint / "model.safetensors"),
+        load_file(tmp_path / "model.safetensors"),
+    )
+    backbone = [name for name in after if name.startswith("rnn.")]
+    assert len(backbone) >= 5 and all(torch.equal(before[name], after[name]) for name in backbone)
+
+    def initial_head() -> torch.Tensor:  # the head as finetune.py initializes it (seed 0), before training
+        set_seed(0)
+        model = RnnForSequenceClassification.from_pretrained(
+            tiny_checkpoint, num_labels=5, classifier_pooling="concat", classifier_hidden_size=50,
+            classifier_norm="batch",
+        )  # fmt: skip
+        return model.classifier.dense.weight.detach()
+
+    assert torch.equal(initial_head(), initial_head())  # reproducible: a difference below is training
+    assert not torch.allclose(initial_head(), after["classifier.dense.weight"])
+    assert metrics["freeze_backbone"] is True and metrics["epochs_trained"] == 2
+    assert "frozen (head only)" in (tmp_path / "README.md").read_text()
+    with pytest.raises(SystemExit):  # nothing to unfreeze
+        finetune.parse_args(
+            ["--model_name_or_path", "x", "--output_dir", "y", "--freeze_backbone", "--gradual_unfreezing"]
+        )
 
 
 def test_from_scratch_keeps_the_config_but_not_the_weights(tiny_checkpoint, tmp_path):
