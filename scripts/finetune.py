@@ -239,6 +239,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+class FullBatchTrainer(Trainer):
+    """`Trainer` that drops the last, short batch of each training epoch (as fastai does), never an evaluation one:
+    `TrainingArguments.dataloader_drop_last` would drop test documents too."""
+
+    def get_train_dataloader(self):
+        self.args.dataloader_drop_last = True
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.args.dataloader_drop_last = False
+
+
 def default_learning_rate(from_scratch: bool) -> float:
     """The head's peak learning rate when `--learning_rate` is not given."""
     return SCRATCH_LEARNING_RATE if from_scratch else PRETRAINED_LEARNING_RATE
@@ -491,7 +503,12 @@ def main(argv: list[str] | None = None) -> dict:
         ),
         betas=(0.9, 0.99),  # fastai's: a shorter memory of the squared gradients than torch's 0.999
     )
-    steps_per_epoch = math.ceil(len(train_dataset) / args.per_device_train_batch_size)
+    # Batch norm measures each training batch: the last, short one of an epoch (2 of 50 documents at 8 per batch)
+    # would give noisy statistics and pull the running ones used at test time. fastai drops it too.
+    drop_last = args.classifier_norm == "batch" and len(train_dataset) >= args.per_device_train_batch_size
+    steps_per_epoch = len(train_dataset) // args.per_device_train_batch_size
+    if not drop_last:
+        steps_per_epoch = math.ceil(len(train_dataset) / args.per_device_train_batch_size)
     scheduler = (
         slanted_triangular_schedule(optimizer, steps_per_epoch * num_epochs)
         if args.slanted_triangular
@@ -534,7 +551,7 @@ def main(argv: list[str] | None = None) -> dict:
         dataloader_pin_memory=torch.cuda.is_available(),
         log_level="error" if args.quiet else "passive",
     )
-    trainer = Trainer(
+    trainer = (FullBatchTrainer if drop_last else Trainer)(
         model=model,
         args=training_args,
         train_dataset=train_dataset,

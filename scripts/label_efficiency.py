@@ -282,6 +282,7 @@ def main(argv: list[str] | None = None) -> Path:
             "num_train_epochs": args.num_train_epochs,
             "learning_rate": learning_rate,
             "classifier_norm": finetune.DEFAULT_CLASSIFIER_NORM,
+            "drop_last_train_batch": finetune.DEFAULT_CLASSIFIER_NORM == "batch",
             "split": split_settings,
         }
 

@@ -267,6 +267,21 @@ def tiny_classifier(num_layers: int = 3) -> RnnForSequenceClassification:
     return RnnForSequenceClassification(config)
 
 
+def test_full_batch_trainer_drops_the_short_training_batch_only(tmp_path):
+    """Batch norm would measure a batch of 2; the evaluation and test loaders must still see every document."""
+    rows = Dataset.from_dict({"input_ids": [[5, 6, 7]] * 10, "labels": [0, 1, 2, 0, 1, 2, 0, 1, 2, 0]})
+    arguments = TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=4, per_device_eval_batch_size=4, report_to=[]
+    )
+    trainer = finetune.FullBatchTrainer(
+        model=tiny_classifier(), args=arguments, train_dataset=rows, eval_dataset=rows
+    )
+    assert [len(batch["labels"]) for batch in trainer.get_train_dataloader()] == [4, 4]
+    assert sum(len(batch["labels"]) for batch in trainer.get_eval_dataloader()) == 10
+    assert sum(len(batch["labels"]) for batch in trainer.get_test_dataloader(rows)) == 10
+    assert trainer.args.dataloader_drop_last is False
+
+
 def test_layer_groups_cover_every_parameter_once_top_to_bottom():
     model = tiny_classifier()
     groups = layer_groups(model)
