@@ -7,8 +7,8 @@ Steps, each a real run of the project's scripts (so every printed number comes f
   3. scripts/finetune.py   --from_scratch: same network, same labels, random initial weights
   4. TF-IDF + logistic regression on the same labels, the classical baseline
 Then it samples text from the LM, draws runs/demo/demo.png and prints a table. On 2 CPU cores `make demo` from a
-fresh clone takes about 14 minutes (measured: 14 min 12 s, of which 708 s in this script; the rest builds the
-venv); with a GPU the same steps simply run faster.
+fresh clone takes about 14 minutes (measured 2026-11-28: 13 min 51 s, of which 691 s in this script; the rest builds
+the venv); with a GPU the same steps simply run faster.
 """
 
 import argparse
@@ -112,8 +112,9 @@ def main():
                      "--learning_rate", "3e-3"]  # fmt: skip
     # No dropout: about one pass over the corpus does not overfit, and the AWD dropouts cost perplexity there
     # (benchmarks/bench_lm.py, 300 steps: 466 with them, 418 without).
-    pretrain_args += [f"--{name}=0" for name in ("embedding_dropout", "input_dropout", "hidden_dropout",
-                                                 "weight_dropout", "output_dropout")]  # fmt: skip
+    from rnn_hf.configuration_rnn import BACKBONE_DROPOUT_ARGUMENTS
+
+    pretrain_args += [f"--{name}=0" for name in BACKBONE_DROPOUT_ARGUMENTS]
     # 128 tokens, as in the label-efficiency study: the demo is one of its cells (other LM, seed 0)
     finetune_args = ["--num_labeled_per_class", str(args.num_labeled_per_class), "--seed", str(args.seed),
                      "--max_seq_length", "128"]  # fmt: skip

@@ -39,7 +39,7 @@ from transformers import (
 )
 
 from rnn_hf import RnnForSequenceClassification
-from rnn_hf.configuration_rnn import DROPOUT_ARGUMENTS
+from rnn_hf.configuration_rnn import BACKBONE_DROPOUT_ARGUMENTS
 from rnn_hf.data import DataError, load_text_dataset, sample_per_class, split_by_document
 from rnn_hf.hub import write_model_card
 from rnn_hf.training import UserError, check_rnn_checkpoint, exit_on_user_error
@@ -462,8 +462,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.classifier_dropout is not None:
         config_overrides["classifier_dropout"] = args.classifier_dropout
     if args.freeze_backbone:  # fixed features: `Trainer` puts the model in train mode, so no backbone dropout
-        backbone_dropouts = [name for name in DROPOUT_ARGUMENTS if name != "classifier_dropout"]
-        config_overrides.update(dict.fromkeys(backbone_dropouts, 0.0))
+        config_overrides.update(dict.fromkeys(BACKBONE_DROPOUT_ARGUMENTS, 0.0))
     set_seed(args.seed)
     if args.from_scratch:
         config = AutoConfig.from_pretrained(checkpoint, **config_overrides)

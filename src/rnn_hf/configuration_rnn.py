@@ -6,14 +6,14 @@ CELL_TYPES = ("lstm", "gru")
 RECURRENT_INITIALIZERS = ("orthogonal", "xavier_uniform", "pytorch")
 POOLING_TYPES = ("last", "mean", "max", "concat")
 CLASSIFIER_NORMS = ("layer", "batch")
-DROPOUT_ARGUMENTS = (
+BACKBONE_DROPOUT_ARGUMENTS = (  # the AWD-LSTM regularizers of the embeddings and recurrent layers
     "embedding_dropout",
     "input_dropout",
     "hidden_dropout",
     "weight_dropout",
     "output_dropout",
-    "classifier_dropout",
 )
+DROPOUT_ARGUMENTS = (*BACKBONE_DROPOUT_ARGUMENTS, "classifier_dropout")
 
 # Every head, so that a checkpoint saved from any one of them loads into any other with `trust_remote_code`.
 AUTO_MAP = {
