@@ -95,6 +95,19 @@ def test_accelerate_launch_on_two_processes(corpus, tmp_path, monkeypatch):
     assert "tokens per step | 128" in (tmp_path / "ddp" / "README.md").read_text()  # 2 processes x 4 x 16
 
 
+def test_no_eval_each_epoch_evaluates_once_at_the_end(corpus, tmp_path):
+    args = ["--train_file", str(corpus / "train.txt"), "--tokenizer_name", str(corpus / "tokenizer"),
+            "--max_train_samples", "3", "--num_train_epochs", "3", "--output_dir", str(tmp_path / "out"), *TINY]  # fmt: skip
+    result = run_pretrain([*args, "--no-eval_each_epoch"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    rows = (tmp_path / "out" / "metrics.csv").read_text().splitlines()
+    evaluated = {(row.split(",")[1], row.split(",")[2]) for row in rows if ",eval," in row}
+    assert evaluated == {(str(results["steps"]), "2")}  # the third epoch's end only
+    assert "epoch 0:" not in result.stdout and "epoch 2:" in result.stdout
+    assert results["eval_perplexity"] > 1
+
+
 @pytest.mark.parametrize(
     "make_args, message",
     [
