@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clm_checkpoint", default=None, help="causal-LM checkpoint (scripts/pretrain.py)")
     parser.add_argument("--mlm_checkpoint", default=None, help="masked-LM checkpoint (scripts/pretrain.py)")
     parser.add_argument(
+        "--scratch_checkpoint",
+        default=None,
+        help="the from-scratch LSTM copies this checkpoint's config (dropouts included) and tokenizer, with "
+        "random weights (default: --clm_checkpoint, else --mlm_checkpoint)",
+    )
+    parser.add_argument(
         "--num_labels_list",
         nargs="+",
         default=None,
@@ -253,13 +259,17 @@ def main(argv: list[str] | None = None) -> Path:
         "clm": check_rnn_checkpoint(args.clm_checkpoint, "--clm_checkpoint") if args.clm_checkpoint else None,
         "mlm": check_rnn_checkpoint(args.mlm_checkpoint, "--mlm_checkpoint") if args.mlm_checkpoint else None,
     }
-    # The scratch baseline copies the causal LM's config and tokenizer (the masked LM's when it is alone).
-    checkpoints["scratch"] = checkpoints["clm"] or checkpoints["mlm"]
+    # The scratch baseline copies a checkpoint's config and tokenizer: the causal LM's unless told otherwise.
+    checkpoints["scratch"] = (
+        check_rnn_checkpoint(args.scratch_checkpoint, "--scratch_checkpoint")
+        if args.scratch_checkpoint
+        else checkpoints["clm"] or checkpoints["mlm"]
+    )
     methods = ["tfidf", "scratch"] + [m for m in ("clm", "mlm") if checkpoints[m] is not None]
 
     # Every method sees the same labeled pool and test documents: pretraining's document split.
     split_settings = {
-        m: finetune.read_split_settings(checkpoints[m]) for m in ("clm", "mlm") if checkpoints[m]
+        m: finetune.read_split_settings(checkpoints[m]) for m in ("clm", "mlm", "scratch") if checkpoints[m]
     }
     if len({json.dumps(s, sort_keys=True) for s in split_settings.values()}) > 1:
         raise UserError(f"the checkpoints were pretrained on different document splits: {split_settings}")

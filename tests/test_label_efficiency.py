@@ -143,3 +143,31 @@ def test_table_cells_say_how_many_seeds_they_hold():
         and "| 10 | 93.0 ± 2.0 (n=2) |" in text
         and "| all (≈300) | 98.0 (n=1) |" in text
     )
+
+
+def test_scratch_checkpoint_sets_the_baseline_config(quick_study, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    root, _ = quick_study
+    clm = make_tiny_checkpoint(root.parent / "tiny_rnn_lm")
+    other = tmp_path / "other_config"
+    shutil.copytree(clm, other)
+    calls = []
+    real_finetune = label_efficiency.finetune.main
+    monkeypatch.setattr(
+        label_efficiency.finetune, "main", lambda argv: calls.append(argv) or real_finetune(argv)
+    )
+    argv = ["--clm_checkpoint", str(clm), "--scratch_checkpoint", str(other), "--quick", "--num_labels_list", "2",
+            "--output_dir", str(tmp_path / "results"), "--work_dir", str(tmp_path / "work")]  # fmt: skip
+    label_efficiency.main(argv)
+    records = [json.loads(line) for line in (tmp_path / "work" / "results.jsonl").read_text().splitlines()]
+    checkpoint_of = {r["method"]: r["settings"].get("checkpoint") for r in records}
+    assert checkpoint_of == {"tfidf": None, "scratch": str(other), "clm": str(clm)}
+    (scratch_call,) = [call for call in calls if "--from_scratch" in call]
+    assert scratch_call[scratch_call.index("--model_name_or_path") + 1] == str(other)
+
+    (other / "split.json").write_text(json.dumps({"test_size": 0.3, "validation_size": 0.1, "seed": 0}))
+    with pytest.raises(SystemExit) as exit_info:
+        label_efficiency.main([*argv, "--report_only"])
+    assert exit_info.value.code == 2
+    assert "error: the checkpoints were pretrained on different document splits" in capsys.readouterr().err
