@@ -72,6 +72,8 @@ def plot(output_dir: Path, lm_dir: Path, accuracies: dict[str, float]) -> Path:
     left.plot(*curves["eval"], "o", color="tab:red", label="held-out documents")
     left.legend()
     left.set(xlabel="optimizer step", ylabel="perplexity", yscale="log", title="Pretraining (causal LM)")
+    vocab_size = json.loads((lm_dir / "config.json").read_text())["vocab_size"]
+    left.set_ylim(top=vocab_size)  # a uniform guess; the first steps of a random LM lie above it
     names, values = list(accuracies), [100 * v for v in accuracies.values()]
     bars = right.bar(names, values, color=["tab:blue", "tab:gray", "tab:orange"])
     right.bar_label(bars, fmt="%.1f")
