@@ -33,7 +33,7 @@ format: venv
 	$(BIN)/ruff format src tests scripts benchmarks
 	$(BIN)/ruff check --fix src tests scripts benchmarks
 
-# The main job: pretrain on unlabeled BBC News, fine-tune with 10 labels per class, compare (~14 min on 2 cores,
+# The main job: pretrain on unlabeled BBC News, fine-tune with 10 labels per class, compare (~13 min on 2 cores,
 # the venv included).
 demo: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/demo.py

@@ -8,7 +8,7 @@ Steps, each a real run of the project's scripts (so every printed number comes f
   3. scripts/finetune.py   --from_scratch: same network, same labels, random initial weights
   4. TF-IDF + logistic regression on the same labels, the classical baseline
 Then it samples text from the LM, draws runs/demo/demo.png and prints a table. On 2 CPU cores `make demo` from a
-fresh clone takes about 14 minutes (measured 2026-11-28: 13 min 51 s, of which 691 s in this script; the rest builds
+fresh clone takes about 13 minutes (measured 2026-11-28: 12 min 50 s, of which 669 s in this script; the rest builds
 the venv); with a GPU the same steps simply run faster.
 """
 
