@@ -1,6 +1,7 @@
 """Tests for scripts/label_efficiency.py: the --quick study on a tiny fabricated checkpoint, and its resumption."""
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -145,11 +146,8 @@ def test_table_cells_say_how_many_seeds_they_hold():
     )
 
 
-def test_scratch_checkpoint_sets_the_baseline_config(quick_study, tmp_path, monkeypatch, capsys):
-    import shutil
-
-    root, _ = quick_study
-    clm = make_tiny_checkpoint(root.parent / "tiny_rnn_lm")
+def test_scratch_checkpoint_sets_the_baseline_config(tmp_path_factory, tmp_path, monkeypatch, capsys):
+    clm = make_tiny_checkpoint(tmp_path_factory.getbasetemp() / "tiny_rnn_lm")
     other = tmp_path / "other_config"
     shutil.copytree(clm, other)
     calls = []
