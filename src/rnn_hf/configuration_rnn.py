@@ -2,9 +2,9 @@
 
 from transformers import PreTrainedConfig
 
-CELL_TYPES = ("lstm", "gru")
-RECURRENT_INITIALIZERS = ("orthogonal", "xavier_uniform", "pytorch")
-POOLING_TYPES = ("last", "mean", "max", "concat")
+from .layers import POOLING_TYPES
+from .recurrent import CELL_TYPES, RECURRENT_INITIALIZERS
+
 CLASSIFIER_NORMS = ("layer", "batch")
 BACKBONE_DROPOUT_ARGUMENTS = (  # the AWD-LSTM regularizers of the embeddings and recurrent layers
     "embedding_dropout",
@@ -15,7 +15,8 @@ BACKBONE_DROPOUT_ARGUMENTS = (  # the AWD-LSTM regularizers of the embeddings an
 )
 DROPOUT_ARGUMENTS = (*BACKBONE_DROPOUT_ARGUMENTS, "classifier_dropout")
 
-# Every head, so that a checkpoint saved from any one of them loads into any other with `trust_remote_code`.
+# This family's classes, all in modeling_rnn.py: a checkpoint saved from any one head carries that file, so it loads
+# into any other head with `trust_remote_code`. Each model family (configuration class) lists only its own classes.
 AUTO_MAP = {
     "AutoConfig": "configuration_rnn.RnnConfig",
     "AutoModel": "modeling_rnn.RnnModel",

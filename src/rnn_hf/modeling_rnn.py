@@ -20,10 +20,12 @@ except ImportError:  # pragma: no cover
     ALL_CACHE_NAMES = ["cache"]
 
 from .configuration_rnn import RnnConfig
-from .recurrent import RecurrentStack, RnnCache, padding_layout
+from .layers import RnnClassificationHead, pool_sequence
+from .recurrent import RecurrentStack, RnnCache
 from .regularization import EmbeddingDropout, LockedDropout
 
 GENERATE_CACHE_NAME = "cache" if "cache" in ALL_CACHE_NAMES else "cache_params"
+LOSS_KWARGS = ("num_items_in_batch",)  # what `Trainer` passes on to the loss
 
 
 @dataclass
@@ -105,6 +107,31 @@ def check_token_labels(labels: torch.Tensor, vocab_size: int) -> None:
         raise ValueError(f"`labels` contains {bad}, outside [0, {vocab_size}) and not the ignore index -100.")
 
 
+def check_keyword_arguments(model: nn.Module, kwargs: dict, allowed: tuple[str, ...] = ()) -> None:
+    """Refuse a keyword argument no part of the model reads, instead of swallowing it: an encoder-decoder wrapper
+    that passes `encoder_hidden_states` to a model that ignores it must not pass silently."""
+    for name, value in kwargs.items():
+        if name == "output_attentions":
+            if value:
+                raise ValueError(
+                    f"{type(model).__name__} has no attention weights: it cannot `output_attentions`."
+                )
+        elif name not in allowed:
+            raise TypeError(f"{type(model).__name__}.forward() got an unexpected keyword argument {name!r}.")
+
+
+def cache_argument(cache: RnnCache | None, kwargs: dict) -> RnnCache | None:
+    """`cache`, or `cache_params` as transformers 5.17's `generate` names it; a clear error for any other type."""
+    legacy = kwargs.pop("cache_params", None)
+    cache = cache if cache is not None else legacy
+    if cache is not None and not isinstance(cache, RnnCache):
+        raise TypeError(
+            f"`cache` must be an RnnCache (as returned by a previous call), got {type(cache).__name__}: an "
+            "attention cache cannot hold a recurrent state."
+        )
+    return cache
+
+
 # ----------------------------------------------------------------------------------------------------------------
 
 
@@ -117,7 +144,7 @@ class RnnPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["RecurrentStack"]
 
     def _init_weights(self, module):
-        """Uniform embeddings, normal linears, orthogonal recurrent blocks and a forget-gate bias (AWD-LSTM)."""
+        """Uniform embeddings, normal linears; the recurrent stack initializes itself (orthogonal blocks, AWD-LSTM)."""
         config = self.config
         if isinstance(module, (nn.LayerNorm, nn.BatchNorm1d)):
             init.ones_(module.weight)
@@ -132,27 +159,8 @@ class RnnPreTrainedModel(PreTrainedModel):
             init.normal_(module.weight, mean=0.0, std=config.initializer_range)
             if module.bias is not None:
                 init.zeros_(module.bias)
-        elif isinstance(module, (nn.LSTM, nn.GRU)):
-            num_gates = 4 if isinstance(module, nn.LSTM) else 3
-            bound = module.hidden_size**-0.5
-            for name, param in module.named_parameters():
-                if name.startswith("weight_ih"):
-                    init.xavier_uniform_(param)
-                elif name.startswith("weight_hh"):
-                    if config.recurrent_initializer == "pytorch":
-                        init.uniform_(param, -bound, bound)
-                    elif config.recurrent_initializer == "xavier_uniform":
-                        init.xavier_uniform_(param)
-                    else:  # one orthogonal block per gate, as the gates are stacked along dim 0
-                        weight = torch.empty_like(param)
-                        for block in weight.chunk(num_gates, dim=0):
-                            nn.init.orthogonal_(block)
-                        init.copy_(param, weight)
-                elif name.startswith("bias"):
-                    bias = torch.zeros_like(param)
-                    if isinstance(module, nn.LSTM):  # gate order i, f, g, o; the two biases add up
-                        bias[module.hidden_size : 2 * module.hidden_size] = config.forget_gate_bias / 2
-                    init.copy_(param, bias)
+        elif isinstance(module, RecurrentStack):
+            module.init_weights()
 
 
 class RnnModel(RnnPreTrainedModel):
@@ -163,7 +171,17 @@ class RnnModel(RnnPreTrainedModel):
         self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=None)
         self.embedding_dropout = EmbeddingDropout(config.embedding_dropout)
         self.input_dropout = LockedDropout(config.input_dropout)
-        self.recurrent = RecurrentStack(config)
+        self.recurrent = RecurrentStack(
+            input_size=config.embedding_size,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            cell_type=config.cell_type,
+            bidirectional=config.bidirectional,
+            hidden_dropout=config.hidden_dropout,
+            weight_dropout=config.weight_dropout,
+            recurrent_initializer=config.recurrent_initializer,
+            forget_gate_bias=config.forget_gate_bias,
+        )
         self.output_dropout = LockedDropout(config.output_dropout)
         self.post_init()
 
@@ -188,11 +206,13 @@ class RnnModel(RnnPreTrainedModel):
         input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
             Token ids in `[0, vocab_size)`.
         attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
-            1 for real tokens, 0 for padding; each row's tokens must be one contiguous run (left or right padding).
+            1 for present tokens, 0 for absent ones (padding anywhere, dropped tokens): the state passes over an
+            absent position unchanged, in both directions, and its outputs are zeros. Every row needs one token.
         cache (`RnnCache`, *optional*):
-            State to start from, as returned by a previous call (unidirectional models only).
+            State to start from, as returned by a previous call (unidirectional models only); it is updated.
         """
-        cache = cache if cache is not None else kwargs.pop("cache_params", None)
+        cache = cache_argument(cache, kwargs)
+        check_keyword_arguments(self, kwargs)
         # In training the state is only wanted when asked for (truncated BPTT passes use_cache=True).
         use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
         output_hidden_states = (
@@ -216,7 +236,7 @@ class RnnModel(RnnPreTrainedModel):
                 raise ValueError(
                     "`cache` cannot continue a bidirectional model: its backward pass needs the future."
                 )
-            if cache.batch_size != inputs_embeds.size(0):
+            if not cache.is_empty and cache.batch_size != inputs_embeds.size(0):
                 raise ValueError(
                     f"`cache` holds {cache.batch_size} sequences but the input has {inputs_embeds.size(0)} rows."
                 )
@@ -278,31 +298,51 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:
-        return False  # the state is an RnnCache, made by forward, never an attention DynamicCache
+        return False  # forward makes the RnnCache: an attention DynamicCache cannot hold a recurrent state
 
     def prepare_inputs_for_generation(
         self,
         input_ids: torch.LongTensor,
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
-        use_cache: bool | None = None,
+        is_first_iteration: bool | None = False,
         **kwargs,
     ) -> dict:
-        cache = kwargs.pop("cache", None)
-        cache = cache if cache is not None else kwargs.pop("cache_params", None)
-        model_inputs = {"use_cache": use_cache, "logits_to_keep": 1}
-        if cache is not None and use_cache is not False:
-            # only the tokens the state has not seen: one per step after the prompt
-            model_inputs.update(input_ids=input_ids[:, cache.get_seq_length() :], cache=cache)
-        elif inputs_embeds is not None and input_ids.size(1) == 0:
-            model_inputs.update(inputs_embeds=inputs_embeds, attention_mask=attention_mask)
-        else:
-            model_inputs.update(input_ids=input_ids, attention_mask=attention_mask)
+        """transformers' own preparation (it forwards every other keyword), then only what the state has not seen.
+
+        After the prompt, `generate` passes one new token per step; the state already holds the rest, so the
+        attention mask is dropped. A prompt that continues a non-empty cache is cut to the positions it has not seen.
+        """
+        cache = kwargs.get(GENERATE_CACHE_NAME)
+        has_state = (
+            isinstance(cache, RnnCache) and not cache.is_empty and kwargs.get("use_cache") is not False
+        )
+        if (
+            has_state
+            and is_first_iteration
+            and inputs_embeds is None
+            and kwargs.get("next_sequence_length") is None
+        ):
+            kwargs["next_sequence_length"] = input_ids.size(1) - cache.get_seq_length()
+            if kwargs["next_sequence_length"] < 1:
+                raise ValueError(
+                    f"The cache has seen {cache.get_seq_length()} positions but `input_ids` has only "
+                    f"{input_ids.size(1)}: pass the whole sequence (seen and new tokens) to continue it."
+                )
+        model_inputs = super().prepare_inputs_for_generation(
+            input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            is_first_iteration=is_first_iteration,
+            **kwargs,
+        )
+        if has_state:
+            model_inputs.pop("attention_mask", None)
         return model_inputs
 
     def _update_model_kwargs_for_generation(self, outputs, model_kwargs, *args, **kwargs):
         model_kwargs = super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
-        if outputs.cache is not None:
+        if outputs.cache is not None:  # transformers 5.17 looks for `cache_params` only in Mamba-named models
             model_kwargs[GENERATE_CACHE_NAME] = outputs.cache
         return model_kwargs
 
@@ -327,8 +367,9 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
             Compute logits for the last `logits_to_keep` positions only (0: all positions).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        cache = cache if cache is not None else kwargs.pop("cache_params", None)
+        cache = cache_argument(cache, kwargs)
         shift_labels = kwargs.pop("shift_labels", None)
+        check_keyword_arguments(self, kwargs, LOSS_KWARGS)
         if input_ids is not None:
             check_same_shape("labels", labels, input_ids.shape)
             check_same_shape("shift_labels", shift_labels, input_ids.shape)
@@ -401,6 +442,7 @@ class RnnForMaskedLM(RnnPreTrainedModel):
             The original ids at masked positions, -100 elsewhere.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        check_keyword_arguments(self, kwargs, LOSS_KWARGS)
         if input_ids is not None:
             check_same_shape("labels", labels, input_ids.shape)
         outputs = self.rnn(
@@ -420,75 +462,6 @@ class RnnForMaskedLM(RnnPreTrainedModel):
             output = tuple(v for v in (logits, outputs.hidden_states) if v is not None)
             return ((loss,) + output) if loss is not None else output
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
-
-
-def pool_sequence(
-    hidden_states: torch.Tensor,  # (B, T, D*H), zeros at padded positions
-    attention_mask: torch.Tensor | None,  # (B, T)
-    pooling: str,
-    bidirectional: bool,
-) -> torch.Tensor:
-    """Pool over real tokens only: `last` (the backward half at the first token), `mean`, `max` or `concat`."""
-    batch_size, seq_len, width = hidden_states.shape
-    layout = padding_layout(attention_mask, seq_len)
-    if layout is None:
-        starts = torch.zeros(batch_size, dtype=torch.long, device=hidden_states.device)
-        lengths = torch.full_like(starts, seq_len)
-        mask = torch.ones(batch_size, seq_len, 1, dtype=torch.bool, device=hidden_states.device)
-    else:
-        starts, lengths = layout
-        mask = attention_mask[:, :, None].bool()  # (B, T, 1)
-    rows = torch.arange(batch_size, device=hidden_states.device)
-    last = hidden_states[rows, starts + lengths - 1]  # (B, D*H)
-    if bidirectional:  # the backward direction has read the whole row at its first token
-        last = torch.cat([last[:, : width // 2], hidden_states[rows, starts, width // 2 :]], dim=-1)
-    if pooling == "last":
-        return last
-    mean = (hidden_states * mask).sum(1) / lengths[:, None].to(hidden_states.dtype)  # (B, D*H)
-    if pooling == "mean":
-        return mean
-    max_pool = hidden_states.masked_fill(~mask, torch.finfo(hidden_states.dtype).min).amax(1)  # (B, D*H)
-    if pooling == "max":
-        return max_pool
-    return torch.cat([last, max_pool, mean], dim=-1)  # (B, 3*D*H), ULMFiT concat pooling
-
-
-class BatchNormOrRunning(nn.BatchNorm1d):
-    """`BatchNorm1d` that normalizes a training batch of one row with its running statistics instead of failing
-    (a batch of one has no spread to measure): the last batch of an epoch may hold a single document."""
-
-    def forward(self, input: torch.Tensor) -> torch.Tensor:  # (B, C)
-        if self.training and input.size(0) == 1:
-            return nn.functional.batch_norm(
-                input, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
-            )
-        return super().forward(input)
-
-
-class RnnClassificationHead(nn.Module):
-    """ULMFiT's classifier on pooled features: norm -> dropout -> linear -> ReLU -> norm -> dropout -> linear.
-
-    The normalization puts the pooled features on one scale, so that a few labeled examples train the head quickly.
-    `norm="batch"` is ULMFiT's: per feature, which matters for concat pooling, whose last, max and mean parts differ
-    in scale feature by feature. `norm="layer"` normalizes each document on its own: the same in training and
-    inference, but the scales stay unequal. BBC News, 10 labels per class, seed 0 (`scripts/finetune.py`, 128
-    tokens): 74.6% test accuracy with batch norm vs 63.1% with layer norm, 71.2% vs 64.9% on frozen features.
-    """
-
-    def __init__(
-        self, input_size: int, hidden_size: int, num_labels: int, dropout: float, norm: str = "layer"
-    ):
-        super().__init__()
-        norm_class = BatchNormOrRunning if norm == "batch" else nn.LayerNorm
-        self.input_norm = norm_class(input_size)
-        self.dense = nn.Linear(input_size, hidden_size)
-        self.hidden_norm = norm_class(hidden_size)
-        self.out_proj = nn.Linear(hidden_size, num_labels)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:  # (B, P) -> (B, num_labels)
-        hidden = nn.functional.relu(self.dense(self.dropout(self.input_norm(pooled))))  # (B, hidden_size)
-        return self.out_proj(self.dropout(self.hidden_norm(hidden)))
 
 
 class RnnForSequenceClassification(RnnPreTrainedModel):
@@ -530,6 +503,7 @@ class RnnForSequenceClassification(RnnPreTrainedModel):
             `problem_type="multi_label_classification"` or `(batch_size,)` for regression.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        check_keyword_arguments(self, kwargs, LOSS_KWARGS)
         outputs = self.rnn(
             input_ids,
             attention_mask=attention_mask,
@@ -595,6 +569,7 @@ class RnnForTokenClassification(RnnPreTrainedModel):
             Class ids in `[0, num_labels)`, -100 for positions to ignore (padding, sub-word continuations).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        check_keyword_arguments(self, kwargs, LOSS_KWARGS)
         if input_ids is not None:
             check_same_shape("labels", labels, input_ids.shape)
         outputs = self.rnn(

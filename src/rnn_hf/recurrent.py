@@ -1,107 +1,208 @@
-"""The recurrent core shared by every rnn_hf head: a stack of fused LSTM/GRU layers and its state, the cache.
+"""The recurrent core every rnn_hf model builds on: a stack of fused LSTM/GRU layers and its state, the cache.
 
-Every layer is one `nn.LSTM`/`nn.GRU` call (cuDNN on a GPU, oneDNN on a CPU), never a Python loop over time.
-Padding is handled here, once: a batch whose rows are left- or right-padded is re-aligned to start at column 0
-and run as a packed sequence, so each row's outputs and final state are those of the row alone.
+`RecurrentStack` is sized by explicit arguments (`input_size`, `hidden_size`, ...), not by a model config, so a text
+backbone (input: embeddings), a decoder (input: `[embedding; attention context]`) or a forecaster (input: values,
+lags and covariates) all use it unchanged. Each layer is one `nn.LSTM`/`nn.GRU` call over a sequence (cuDNN on a
+GPU, oneDNN on a CPU), never a Python loop over time; `step` advances one position at a time for the models that
+need a loop (input feeding, autoregressive sampling), in training too.
+
+Attention masks: a 0 marks an *absent* position. The state passes over it unchanged, in both directions, and its
+outputs are zeros. Each row's present positions are gathered to the left (`PresentTokens`), run as one right-padded
+(packed) batch and scattered back: exact, and the fused kernels stay. Left and right padding are the common cases.
 """
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import initialization as init
+from transformers.cache_utils import Cache, LinearAttentionCacheLayerMixin
 
-from .configuration_rnn import RnnConfig
 from .regularization import LockedDropout, WeightDropout
 
-LayerState = tuple[torch.Tensor, ...]  # LSTM: (h, c); GRU: (h,); each (num_directions, B, H)
+CELL_TYPES = ("lstm", "gru")
+RECURRENT_INITIALIZERS = ("orthogonal", "xavier_uniform", "pytorch")
+LayerState = tuple[torch.Tensor, ...]  # LSTM: (h, c); GRU: (h,); each (B, num_directions, H)
 
 
-class RnnCache:
-    """The recurrent state of every layer after the tokens seen so far: the generation cache of rnn_hf models.
+# ----------------------------------------------------------------------------------------------------------------
+# The state: a transformers `Cache` whose layers are recurrent (constant-size, "linear") states.
 
-    Unlike an attention cache it does not grow: each layer holds `(h, c)` (LSTM) or `(h,)` (GRU), tensors of
-    shape `(num_directions, batch_size, hidden_size)`. One forward pass consumes the cache it is given and returns
-    a new one, so a long stream can be fed chunk by chunk (detach it between chunks for truncated BPTT).
+
+class RnnLayerState(LinearAttentionCacheLayerMixin):
+    """One recurrent layer's state: `recurrent_states[0]` is h, `recurrent_states[1]` is c (LSTM only).
+
+    Each is `(batch_size, num_directions, hidden_size)`, batch first, as transformers' linear-attention layers keep
+    theirs (so `reorder_cache` selects beams on dim 0). A new state is assigned, not copied in place: it stays in the
+    autograd graph, so truncated BPTT back-propagates into the chunk that made it until `RnnCache.detach`.
     """
 
-    is_compileable = False
-    is_croppable = False
+    is_croppable = False  # a recurrent state cannot be rolled back to an earlier position
+    is_compileable = False  # assigned anew each step, so no static address for CUDA graphs
 
-    def __init__(self, layer_states: list[LayerState], seen_tokens: int = 0):
-        self.layer_states = list(layer_states)
-        self.seen_tokens = seen_tokens
+    def lazy_initialization(self, conv_states=None, recurrent_states=None, state_idx: int = 0) -> None:
+        if recurrent_states is not None and self.device is None:
+            self.dtype, self.device = recurrent_states.dtype, recurrent_states.device
+
+    def update_conv_state(self, conv_states: torch.Tensor, state_idx: int = 0, **kwargs) -> torch.Tensor:
+        raise NotImplementedError("An LSTM/GRU layer has no convolution state.")
+
+    def update_recurrent_state(
+        self, recurrent_states: torch.Tensor, state_idx: int = 0, **kwargs
+    ) -> torch.Tensor:
+        self.lazy_initialization(recurrent_states=recurrent_states, state_idx=state_idx)
+        self.recurrent_states[state_idx] = recurrent_states
+        self.is_recurrent_states_initialized[state_idx] = True
+        self.has_previous_state[state_idx] = True
+        return recurrent_states
 
     @property
-    def is_linear(self) -> list[bool]:
-        # transformers' generate asks this of every cache: a recurrent state is a "linear" (constant-size) layer.
-        return [True] * len(self.layer_states)
-
-    def __len__(self) -> int:
-        return len(self.layer_states)
+    def state(self) -> LayerState | None:
+        """`(h, c)` or `(h,)`, or None before the first update."""
+        if not all(self.has_previous_state.values()):
+            return None
+        return tuple(self.recurrent_states[i] for i in range(self.number_of_states))
 
     @property
     def batch_size(self) -> int:
-        return self.layer_states[0][0].size(1)
+        if not self.is_recurrent_states_initialized[0]:
+            raise AttributeError("the layer holds no state yet")
+        return self.recurrent_states[0].size(0)
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError("A recurrent state cannot be cropped: it does not keep past positions.")
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        for i in range(self.number_of_states):
+            if self.is_recurrent_states_initialized[i]:
+                self.recurrent_states[i] = self.recurrent_states[i].repeat_interleave(repeats, dim=0)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        for i in range(self.number_of_states):
+            if self.is_recurrent_states_initialized[i]:
+                self.recurrent_states[i] = self.recurrent_states[i][indices, ...]
+
+
+class RnnCache(Cache):
+    """The recurrent state of every layer after the positions seen so far: the generation cache of rnn_hf models.
+
+    A `transformers.cache_utils.Cache` of `RnnLayerState` layers. Unlike an attention cache it does not grow: each
+    layer holds `(h, c)` (LSTM) or `(h,)` (GRU), tensors of shape `(batch_size, num_directions, hidden_size)`. A
+    forward pass given a cache updates it and returns it; `generate` carries it between steps and reorders it for
+    beam search. For truncated BPTT over a long stream, pass `cache.detach()` to the next chunk.
+
+    Args:
+        num_layers (`int`): Number of recurrent layers.
+        states_per_layer (`int`, *optional*, defaults to 2): 2 for an LSTM (h and c), 1 for a GRU.
+    """
+
+    def __init__(self, num_layers: int, states_per_layer: int = 2):
+        super().__init__(layers=[RnnLayerState(number_of_states=states_per_layer) for _ in range(num_layers)])
+        self.seen_tokens = 0
+
+    @classmethod
+    def from_layer_states(cls, layer_states: list[LayerState], seen_tokens: int = 0) -> "RnnCache":
+        """A cache holding the given per-layer states (each tensor `(batch_size, num_directions, hidden_size)`)."""
+        cache = cls(len(layer_states), len(layer_states[0]))
+        for index, state in enumerate(layer_states):
+            cache.update_layer_state(index, state)
+        cache.seen_tokens = seen_tokens
+        return cache
+
+    @property
+    def layer_states(self) -> list[LayerState | None]:
+        """Every layer's state, `(h, c)` or `(h,)`, or None for a layer that has seen nothing yet."""
+        return [layer.state for layer in self.layers]
+
+    def layer_state(self, layer_idx: int) -> LayerState | None:
+        return self.layers[layer_idx].state
+
+    def update_layer_state(self, layer_idx: int, state: LayerState) -> None:
+        layer = self.layers[layer_idx]
+        if len(state) != layer.number_of_states:
+            raise ValueError(
+                f"Layer {layer_idx} of this cache holds {layer.number_of_states} state tensor(s), got {len(state)}: "
+                "an LSTM state is (h, c), a GRU state is (h,)."
+            )
+        for index, tensor in enumerate(state):
+            layer.update_recurrent_state(tensor, index)
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
-        """Number of positions (padding included) consumed so far."""
+        """Number of positions (absent ones included) consumed so far."""
         return self.seen_tokens
 
-    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        """Select (and repeat) batch rows in place: beam search calls this after every step."""
-        self.layer_states = [
-            tuple(state.index_select(1, beam_idx.to(state.device)) for state in layer)
-            for layer in self.layer_states
-        ]
+    @property
+    def is_empty(self) -> bool:
+        return all(state is None for state in self.layer_states)
 
     def detach(self) -> "RnnCache":
         """The same state cut from the autograd graph: truncated back-propagation through time."""
-        return RnnCache([tuple(s.detach() for s in layer) for layer in self.layer_states], self.seen_tokens)
-
-    def to(self, *args, **kwargs) -> "RnnCache":
-        self.layer_states = [tuple(s.to(*args, **kwargs) for s in layer) for layer in self.layer_states]
-        return self
+        return RnnCache.from_layer_states(
+            [tuple(t.detach() for t in state) for state in self.layer_states], self.seen_tokens
+        )
 
     def __repr__(self) -> str:
-        shapes = [tuple(s.shape) for s in self.layer_states[0]] if self.layer_states else []
+        state = self.layer_states[0] if self.layers else None
+        shapes = [tuple(t.shape) for t in state] if state is not None else None
         return (
             f"RnnCache(num_layers={len(self)}, seen_tokens={self.seen_tokens}, layer_state_shapes={shapes})"
         )
 
 
-def padding_layout(
-    attention_mask: torch.Tensor | None, seq_len: int
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """`(starts, lengths)` of each row's run of real tokens, or None when nothing is padded.
+# ----------------------------------------------------------------------------------------------------------------
+# Attention masks: which positions are present.
 
-    Raises a `ValueError` for a row with no token or with holes (only left or right padding is supported).
+
+@dataclass
+class PresentTokens:
+    """Where each row's present positions are: the layout that compacts them to the left and back.
+
+    order (`(B, T)`): positions with each row's present ones first, in their order; lengths (`(B,)`): how many are
+    present; mask (`(B, T)` bool): the attention mask.
     """
-    if attention_mask is None:
-        return None
-    mask = attention_mask.bool()  # (B, T)
-    if bool(mask.all()):
-        return None
-    lengths = mask.sum(dim=1)  # (B,)
-    if bool((lengths == 0).any()):
-        row = int((lengths == 0).nonzero()[0])
-        raise ValueError(f"`attention_mask` row {row} has no token: every sequence needs at least one.")
-    starts = mask.int().argmax(dim=1)  # (B,) first real position
-    positions = torch.arange(seq_len, device=mask.device)[None, :]  # (1, T)
-    contiguous = (positions >= starts[:, None]) & (positions < (starts + lengths)[:, None])
-    if not bool((contiguous == mask).all()):
-        raise ValueError(
-            "`attention_mask` must mark one contiguous run of tokens per row (left or right padding); "
-            "got a row with padding in the middle."
-        )
-    return starts, lengths
 
+    order: torch.Tensor
+    lengths: torch.Tensor
+    mask: torch.Tensor
 
-def shift_rows(hidden_states: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Row b becomes `hidden_states[b, t + offsets[b]]` (clamped): moves each row left (offset > 0) or right."""
-    seq_len = hidden_states.size(1)
-    index = (torch.arange(seq_len, device=hidden_states.device)[None, :] + offsets[:, None]).clamp(
-        0, seq_len - 1
-    )
-    return hidden_states.gather(1, index[:, :, None].expand(-1, -1, hidden_states.size(2)))  # (B, T, C)
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor | None, seq_len: int) -> "PresentTokens | None":
+        """None when every position is present; raises a `ValueError` for a row with no present position."""
+        if attention_mask is None:
+            return None
+        if attention_mask.dim() != 2 or attention_mask.size(1) != seq_len:
+            raise ValueError(
+                f"`attention_mask` must have shape (batch_size, {seq_len}), got {tuple(attention_mask.shape)}."
+            )
+        mask = attention_mask.bool()  # (B, T)
+        if bool(mask.all()):
+            return None
+        lengths = mask.sum(dim=1)  # (B,)
+        if bool((lengths == 0).any()):
+            row = int((lengths == 0).nonzero()[0])
+            raise ValueError(f"`attention_mask` row {row} has no token: every sequence needs at least one.")
+        order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # (B, T) present positions first
+        return cls(order=order, lengths=lengths, mask=mask)
+
+    @property
+    def first(self) -> torch.Tensor:  # (B,) position of each row's first present token
+        return self.order[:, 0]
+
+    @property
+    def last(self) -> torch.Tensor:  # (B,) position of each row's last present token
+        return self.order.gather(1, (self.lengths - 1)[:, None])[:, 0]
+
+    def compact(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """(B, T, C) -> (B, T, C) with each row's present positions first: a right-padded batch."""
+        index = self.order[:, :, None].expand(-1, -1, hidden_states.size(2))
+        return hidden_states.gather(1, index)
+
+    def restore(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Inverse of `compact`, with zeros at absent positions."""
+        inverse = self.order.argsort(dim=1)  # (B, T)
+        restored = hidden_states.gather(1, inverse[:, :, None].expand(-1, -1, hidden_states.size(2)))
+        return restored * self.mask[:, :, None].to(hidden_states.dtype)  # (B, T, C)
 
 
 def reverse_rows(hidden_states: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -112,78 +213,245 @@ def reverse_rows(hidden_states: torch.Tensor, lengths: torch.Tensor) -> torch.Te
     return hidden_states.gather(1, index[:, :, None].expand(-1, -1, hidden_states.size(2)))
 
 
-class RecurrentStack(nn.Module):
-    """`num_layers` fused LSTM/GRU layers with locked dropout between them and DropConnect on their weights."""
+# ----------------------------------------------------------------------------------------------------------------
 
-    def __init__(self, config: RnnConfig):
+
+@dataclass
+class StepPlan:
+    """What `RecurrentStack.step` reuses at every step of one sequence: in training, the DropConnect weights and the
+    locked-dropout masks are drawn once per sequence, as the fused path draws them once per call."""
+
+    weights: list[tuple[torch.Tensor, ...]]  # per layer: weight_ih, weight_hh (dropped), bias_ih, bias_hh
+    masks: list[torch.Tensor | None]  # per layer above the first: (B, C) locked-dropout mask or None
+
+
+class RecurrentStack(nn.Module):
+    """`num_layers` fused LSTM/GRU layers with locked dropout between them and DropConnect on their weights.
+
+    Args:
+        input_size (`int`): Width of the inputs of the first layer.
+        hidden_size (`int`): Width of each layer's state (per direction).
+        num_layers (`int`, *optional*, defaults to 1): Number of stacked layers.
+        cell_type (`str`, *optional*, defaults to `"lstm"`): `"lstm"` or `"gru"`.
+        bidirectional (`bool`, *optional*, defaults to `False`): Run every layer in both directions.
+        hidden_dropout (`float`, *optional*, defaults to 0.0): Locked dropout between layers.
+        weight_dropout (`float`, *optional*, defaults to 0.0): DropConnect on the hidden-to-hidden matrices.
+        recurrent_initializer (`str`, *optional*, defaults to `"orthogonal"`): Initialization of the
+            hidden-to-hidden matrices: `"orthogonal"` (each gate's block), `"xavier_uniform"` or `"pytorch"`.
+        forget_gate_bias (`float`, *optional*, defaults to 0.0): Initial LSTM forget-gate bias.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        cell_type: str = "lstm",
+        bidirectional: bool = False,
+        hidden_dropout: float = 0.0,
+        weight_dropout: float = 0.0,
+        recurrent_initializer: str = "orthogonal",
+        forget_gate_bias: float = 0.0,
+    ):
         super().__init__()
-        self.cell_type = config.cell_type
-        rnn_class = nn.LSTM if config.cell_type == "lstm" else nn.GRU
-        input_sizes = [config.embedding_size] + [config.output_size] * (config.num_layers - 1)
+        if cell_type not in CELL_TYPES:
+            raise ValueError(f"`cell_type` must be one of {CELL_TYPES}, got {cell_type!r}.")
+        if recurrent_initializer not in RECURRENT_INITIALIZERS:
+            raise ValueError(
+                f"`recurrent_initializer` must be one of {RECURRENT_INITIALIZERS}, got {recurrent_initializer!r}."
+            )
+        for name, value in (
+            ("input_size", input_size),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.cell_type, self.bidirectional = cell_type, bidirectional
+        self.num_directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * self.num_directions
+        self.recurrent_initializer, self.forget_gate_bias = recurrent_initializer, forget_gate_bias
+        rnn_class = nn.LSTM if cell_type == "lstm" else nn.GRU
+        input_sizes = [input_size] + [self.output_size] * (num_layers - 1)
         self.layers = nn.ModuleList(
-            rnn_class(size, config.hidden_size, batch_first=True, bidirectional=config.bidirectional)
+            rnn_class(size, hidden_size, batch_first=True, bidirectional=bidirectional)
             for size in input_sizes
         )
-        self.hidden_dropout = LockedDropout(config.hidden_dropout)
-        self.weight_dropout = WeightDropout(config.weight_dropout)
+        self.hidden_dropout = LockedDropout(hidden_dropout)
+        self.weight_dropout = WeightDropout(weight_dropout)
+        self.init_weights()
+
+    @property
+    def states_per_layer(self) -> int:
+        return 2 if self.cell_type == "lstm" else 1
+
+    def init_weights(self) -> None:
+        """Xavier input weights, orthogonal (per gate) or other recurrent weights, zero biases but the forget gate.
+
+        Uses transformers' `initialization` functions, which leave weights loaded by `from_pretrained` alone.
+        """
+        num_gates = 4 if self.cell_type == "lstm" else 3
+        bound = self.hidden_size**-0.5
+        for name, param in self.layers.named_parameters():
+            if ".weight_ih" in name:
+                init.xavier_uniform_(param)
+            elif ".weight_hh" in name:
+                if self.recurrent_initializer == "pytorch":
+                    init.uniform_(param, -bound, bound)
+                elif self.recurrent_initializer == "xavier_uniform":
+                    init.xavier_uniform_(param)
+                else:  # one orthogonal block per gate, as the gates are stacked along dim 0
+                    weight = torch.empty_like(param)
+                    for block in weight.chunk(num_gates, dim=0):
+                        nn.init.orthogonal_(block)
+                    init.copy_(param, weight)
+            elif ".bias" in name:
+                bias = torch.zeros_like(param)
+                if self.cell_type == "lstm":  # gate order i, f, g, o; the two biases add up
+                    bias[self.hidden_size : 2 * self.hidden_size] = self.forget_gate_bias / 2
+                init.copy_(param, bias)
+
+    def new_cache(self) -> RnnCache:
+        """An empty cache for this stack (zeros are used until a forward pass fills it)."""
+        return RnnCache(self.num_layers, self.states_per_layer)
 
     def forward(
         self,
-        inputs: torch.Tensor,  # (B, T, E)
-        attention_mask: torch.Tensor | None = None,  # (B, T)
+        inputs: torch.Tensor,  # (B, T, C)
+        attention_mask: torch.Tensor | None = None,  # (B, T): 1 present, 0 absent
         cache: RnnCache | None = None,
         output_hidden_states: bool = False,
         need_final_state: bool = True,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, RnnCache | None]:
-        """Returns the last layer's outputs (B, T, D*H), every layer's outputs if asked, and the new cache.
+        """Returns the last layer's outputs (B, T, D*H), every layer's outputs if asked, and the cache.
 
-        Outputs at padded positions are zeros; the new state of each row is its state after its last real token.
-        With `need_final_state=False` a padded batch skips packing (see `run_padded`) and no cache is returned.
+        Outputs at absent positions are zeros; the new state of each row is its state after its last present
+        position. The given `cache` is updated and returned (a new one is made if None). With
+        `need_final_state=False`, a masked batch skips packing (see `run_padded`) and no cache is returned.
         """
-        batch_size, seq_len = inputs.shape[:2]
-        layout = padding_layout(attention_mask, seq_len)
+        if inputs.dim() != 3 or inputs.size(2) != self.input_size:
+            raise ValueError(
+                f"RecurrentStack expects inputs of shape (batch_size, sequence_length, {self.input_size}), "
+                f"got {tuple(inputs.shape)}."
+            )
+        seq_len = inputs.size(1)
+        layout = PresentTokens.from_mask(attention_mask, seq_len)
         lengths = None
         if layout is not None:
-            starts, lengths = layout
-            inputs = shift_rows(inputs, starts)  # left-padded rows now start at column 0
-            lengths = lengths.cpu()
+            inputs = layout.compact(inputs)  # each row's present positions first: right-padded
+            lengths = layout.lengths.cpu()
 
         hidden_states = inputs
-        all_hidden_states = []
-        new_states = []
+        all_hidden_states, new_states = [], []
         for index, layer in enumerate(self.layers):
             if index > 0:
                 hidden_states = self.hidden_dropout(hidden_states)
-            initial_state = None
-            if cache is not None:
-                initial_state = cache.layer_states[index]
-                initial_state = initial_state if self.cell_type == "lstm" else initial_state[0]
-            if lengths is None and seq_len == 1 and not self.training and not layer.bidirectional:
-                hidden_states, final_state = self.step(layer, hidden_states, initial_state)
+            initial_state = self.kernel_state(cache.layer_state(index)) if cache is not None else None
+            if lengths is None and seq_len == 1 and not self.training and not self.bidirectional:
+                output, final_state = self.cell(layer, hidden_states[:, 0], initial_state)
+                hidden_states = output[:, None]  # (B, 1, H)
             elif lengths is None:
                 hidden_states, final_state = self.weight_dropout(layer, hidden_states, initial_state)
             elif not need_final_state:
-                hidden_states, final_state = (
-                    self.run_padded(layer, hidden_states, initial_state, lengths),
-                    None,
-                )
+                hidden_states = self.run_padded(layer, hidden_states, initial_state, lengths)
+                final_state = None
             else:
                 packed = pack_padded_sequence(hidden_states, lengths, batch_first=True, enforce_sorted=False)
                 packed, final_state = self.weight_dropout(layer, packed, initial_state)
                 hidden_states, _ = pad_packed_sequence(packed, batch_first=True, total_length=seq_len)
             if final_state is not None:
-                new_states.append(final_state if self.cell_type == "lstm" else (final_state,))
+                new_states.append(self.cache_state(final_state))
             all_hidden_states.append(hidden_states)
 
-        if layout is not None:  # back to the caller's layout, zeros at padded positions
-            mask = attention_mask[:, :, None].to(hidden_states.dtype)  # (B, T, 1)
-            all_hidden_states = [shift_rows(h, -starts) * mask for h in all_hidden_states]
-        seen_tokens = (cache.seen_tokens if cache is not None else 0) + seq_len
-        return (
-            all_hidden_states[-1],
-            tuple(all_hidden_states) if output_hidden_states else None,
-            RnnCache(new_states, seen_tokens) if new_states else None,
-        )
+        if layout is not None:  # back to the caller's positions, zeros where absent
+            all_hidden_states = [layout.restore(h) for h in all_hidden_states]
+        if new_states:
+            cache = cache if cache is not None else self.new_cache()
+            for index, state in enumerate(new_states):
+                cache.update_layer_state(index, state)
+            cache.seen_tokens += seq_len
+        else:
+            cache = None
+        return all_hidden_states[-1], tuple(all_hidden_states) if output_hidden_states else None, cache
+
+    def kernel_state(self, state: LayerState | None) -> torch.Tensor | LayerState | None:
+        """A cached `(B, D, H)` state as the `(D, B, H)` initial state `nn.LSTM` / `nn.GRU` take."""
+        if state is None:
+            return None
+        state = tuple(t.transpose(0, 1).contiguous() for t in state)
+        return state if self.cell_type == "lstm" else state[0]
+
+    def cache_state(self, final_state: torch.Tensor | LayerState) -> LayerState:
+        """The kernel's `(D, B, H)` final state as the cache's `(B, D, H)` tensors."""
+        final_state = final_state if self.cell_type == "lstm" else (final_state,)
+        return tuple(t.transpose(0, 1) for t in final_state)
+
+    def cell(
+        self, layer: nn.RNNBase, inputs: torch.Tensor, state, weights: tuple[torch.Tensor, ...] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | LayerState]:
+        """One time step of one unidirectional layer: `(B, C)` inputs -> `(B, H)` output and the `(1, B, H)` state.
+
+        The fused sequence kernel (oneDNN on a CPU) costs several times more than the cell for a single step.
+        """
+        if weights is None:
+            weights = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+        if self.cell_type == "lstm":
+            if state is None:
+                zeros = inputs.new_zeros(inputs.size(0), self.hidden_size)
+                hidden, cell = zeros, zeros
+            else:
+                hidden, cell = state[0][0], state[1][0]
+            hidden, cell = torch.lstm_cell(inputs, (hidden, cell), *weights)  # (B, H) each
+            return hidden, (hidden[None], cell[None])
+        hidden = inputs.new_zeros(inputs.size(0), self.hidden_size) if state is None else state[0]
+        hidden = torch.gru_cell(inputs, hidden, *weights)  # (B, H)
+        return hidden, hidden[None]
+
+    def step_plan(self, batch_size: int) -> StepPlan:
+        """Draw what every `step` of one sequence shares (call once per sequence; nothing is random in eval)."""
+        weights = [
+            (
+                layer.weight_ih_l0,
+                self.weight_dropout.drop(layer.weight_hh_l0),
+                layer.bias_ih_l0,
+                layer.bias_hh_l0,
+            )
+            for layer in self.layers
+        ]
+        masks = [None]
+        for _ in self.layers[1:]:
+            masks.append(self.hidden_dropout.mask(batch_size, self.hidden_size, self.layers[0].weight_hh_l0))
+        return StepPlan(weights=weights, masks=masks)
+
+    def step(
+        self, inputs: torch.Tensor, cache: RnnCache | None = None, plan: StepPlan | None = None
+    ) -> tuple[torch.Tensor, RnnCache]:
+        """One position through every layer, in training or inference: `(B, C)` -> `(B, H)` and the updated cache.
+
+        For loops over time that a sequence kernel cannot run (input feeding, autoregressive sampling). In
+        training, draw a `plan = stack.step_plan(batch_size)` once per sequence and pass it to every step, so that
+        DropConnect and locked dropout use one mask per sequence. Unidirectional stacks only.
+        """
+        if self.bidirectional:
+            raise ValueError(
+                "`step` runs a unidirectional stack: a backward direction needs the whole sequence."
+            )
+        if inputs.dim() != 2 or inputs.size(1) != self.input_size:
+            raise ValueError(
+                f"`step` expects inputs of shape (batch_size, {self.input_size}), got {tuple(inputs.shape)}."
+            )
+        plan = plan if plan is not None else self.step_plan(inputs.size(0))
+        cache = cache if cache is not None else self.new_cache()
+        hidden = inputs
+        for index, layer in enumerate(self.layers):
+            if plan.masks[index] is not None:
+                hidden = hidden * plan.masks[index]
+            state = self.kernel_state(cache.layer_state(index))
+            hidden, final_state = self.cell(layer, hidden, state, plan.weights[index])
+            cache.update_layer_state(index, self.cache_state(final_state))
+        cache.seen_tokens += 1
+        return hidden, cache
 
     def run_padded(
         self, layer: nn.RNNBase, inputs: torch.Tensor, state, lengths: torch.Tensor
@@ -198,45 +466,22 @@ class RecurrentStack(nn.Module):
         directions = ["_l0", "_l0_reverse"] if layer.bidirectional else ["_l0"]
         zeros = inputs.new_zeros(1, inputs.size(0), layer.hidden_size)
         outputs = []
-        for suffix in directions:
+        for direction, suffix in enumerate(directions):
             weight_hh = self.weight_dropout.drop(getattr(layer, f"weight_hh{suffix}"))
             weights = [getattr(layer, f"weight_ih{suffix}"), weight_hh]
             weights += [getattr(layer, f"bias_ih{suffix}"), getattr(layer, f"bias_hh{suffix}")]
             reverse = suffix.endswith("reverse")
-            if state is None or reverse:
+            if state is None:
                 hx = (zeros, zeros) if self.cell_type == "lstm" else zeros
+            elif self.cell_type == "lstm":
+                hx = tuple(t[direction : direction + 1] for t in state)
             else:
-                hx = state
+                hx = state[direction : direction + 1]
             x = reverse_rows(inputs, lengths) if reverse else inputs  # (B, T, C)
             # arguments: input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first
             out = kernel(x, hx, weights, True, 1, 0.0, self.training, False, True)[0]  # (B, T, H)
             outputs.append(reverse_rows(out, lengths) if reverse else out)
         return torch.cat(outputs, dim=-1)  # (B, T, D*H)
 
-    def step(
-        self, layer: nn.RNNBase, inputs: torch.Tensor, state
-    ) -> tuple[torch.Tensor, LayerState | torch.Tensor]:
-        """One time step of one unidirectional layer with the same weights: the decoding path of `generate`.
 
-        The fused sequence kernel (oneDNN on a CPU) costs several times more than the cell for a single step.
-        """
-        inputs = inputs[:, 0]  # (B, C)
-        zeros = inputs.new_zeros(1, inputs.size(0), layer.hidden_size)
-        weights = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
-        if self.cell_type == "lstm":
-            hidden, cell = state if state is not None else (zeros, zeros)
-            hidden, cell = torch.lstm_cell(inputs, (hidden[0], cell[0]), *weights)  # (B, H) each
-            return hidden[:, None], (hidden[None], cell[None])
-        hidden = torch.gru_cell(inputs, (state if state is not None else zeros)[0], *weights)  # (B, H)
-        return hidden[:, None], hidden[None]
-
-    def initial_cache(self, batch_size: int, device=None, dtype=None) -> RnnCache:
-        """An all-zeros state for `batch_size` sequences."""
-        layer = self.layers[0]
-        device = device if device is not None else layer.weight_hh_l0.device
-        dtype = dtype if dtype is not None else layer.weight_hh_l0.dtype
-        shape = (2 if layer.bidirectional else 1, batch_size, layer.hidden_size)
-        count = 2 if self.cell_type == "lstm" else 1
-        return RnnCache(
-            [tuple(torch.zeros(shape, device=device, dtype=dtype) for _ in range(count)) for _ in self.layers]
-        )
+__all__ = ["PresentTokens", "RecurrentStack", "RnnCache", "RnnLayerState", "StepPlan"]

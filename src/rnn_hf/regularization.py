@@ -19,6 +19,12 @@ class LockedDropout(nn.Module):
         mask = hidden_states.new_empty(hidden_states.size(0), 1, hidden_states.size(2)).bernoulli_(1 - self.p)
         return hidden_states * mask / (1 - self.p)  # (B, T, C)
 
+    def mask(self, batch_size: int, width: int, like: torch.Tensor) -> torch.Tensor | None:
+        """One scaled `(B, C)` mask for a sequence run step by step (None when nothing is dropped)."""
+        if not self.training or self.p == 0.0:
+            return None
+        return like.new_empty(batch_size, width).bernoulli_(1 - self.p) / (1 - self.p)
+
 
 class EmbeddingDropout(nn.Module):
     """Word dropout: drops whole rows of the embedding matrix, so a word type vanishes from the whole batch."""

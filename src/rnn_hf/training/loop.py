@@ -21,7 +21,7 @@ def save_checkpoint(accelerator: Accelerator, directory: Path, loop_state: dict,
     """
     accelerator.save_state(str(directory))
     if carried is not None:
-        layer_states = [tuple(t.cpu() for t in layer) for layer in carried.layer_states]
+        layer_states = [tuple(t.cpu() for t in state) for state in carried.layer_states]
         torch.save({"layer_states": layer_states, "seen_tokens": carried.seen_tokens},
                    directory / f"carried_state_{accelerator.process_index}.pt")  # fmt: skip
     if accelerator.is_main_process:
@@ -52,7 +52,7 @@ def load_checkpoint(accelerator: Accelerator, directory: Path, cache_class=None,
     carried_file = directory / f"carried_state_{accelerator.process_index}.pt"
     if cache_class is not None and carried_file.is_file():
         saved = torch.load(carried_file, map_location=device)
-        carried = cache_class([tuple(layer) for layer in saved["layer_states"]], saved["seen_tokens"])
+        carried = cache_class.from_layer_states([tuple(s) for s in saved["layer_states"]], saved["seen_tokens"])
     return loop_state, carried
 
 
