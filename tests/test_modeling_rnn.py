@@ -16,6 +16,7 @@ from transformers import (
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
+from transformers.cache_utils import Cache, DynamicCache
 
 from rnn_hf import (
     RnnCache,
@@ -172,23 +173,94 @@ def test_left_padded_batch_generation_equals_each_prompt_alone(cell_type):
         assert torch.equal(generated[row, width:], alone[0, len(prompt) :])
 
 
+@pytest.mark.parametrize("cell_type", CELLS)
+def test_forward_returns_a_transformers_cache_that_feeds_generate(cell_type):
+    model = tester.model(RnnForCausalLM, cell_type=cell_type)
+    prompt = tester.input_ids(seq_length=6)
+    with torch.no_grad():
+        cache = model(prompt[:, :-1], use_cache=True).cache  # every token but the last, as generate leaves it
+    assert isinstance(cache, Cache) and all(cache.is_linear) and cache.get_seq_length() == 5
+    continued = model.generate(prompt, cache=cache, max_new_tokens=5, do_sample=False)
+    fresh = model.generate(prompt, max_new_tokens=5, do_sample=False)
+    assert torch.equal(continued, fresh)
+    with pytest.raises(ValueError, match=r"The cache has seen 10 positions but `input_ids` has only 6"):
+        model.generate(prompt, cache=cache, max_new_tokens=2)
+
+
+def test_generate_returns_hidden_states_per_step_and_layer():
+    model = tester.model(RnnForCausalLM, num_layers=3)
+    prompt = tester.input_ids(seq_length=5)
+    out = model.generate(prompt, max_new_tokens=3, do_sample=False, output_hidden_states=True,
+                         return_dict_in_generate=True)  # fmt: skip
+    assert len(out.hidden_states) == 3  # one entry per generated token
+    for step, hidden_states in enumerate(out.hidden_states):
+        assert isinstance(hidden_states, tuple) and len(hidden_states) == 3 + 1  # embeddings + each layer
+        length = 5 if step == 0 else 1
+        widths = [h.shape[2] for h in hidden_states]
+        assert all(h.shape[:2] == (tester.batch_size, length) for h in hidden_states)
+        assert widths == [16, 24, 24, 24]
+
+
+@pytest.mark.parametrize("cell_type", CELLS)
+def test_generate_from_inputs_embeds_without_input_ids(cell_type):
+    model = tester.model(RnnForCausalLM, cell_type=cell_type)
+    prompt = tester.input_ids(seq_length=5)
+    from_ids = model.generate(prompt, max_new_tokens=4, do_sample=False)
+    with torch.no_grad():
+        embeds = model.get_input_embeddings()(prompt)
+    from_embeds = model.generate(inputs_embeds=embeds, max_new_tokens=4, do_sample=False)
+    assert torch.equal(from_embeds, from_ids[:, 5:])  # generate returns the new tokens only
+
+
+def test_prepare_inputs_for_generation_forwards_other_keywords():
+    model = tester.model(RnnForCausalLM)
+    inputs = model.prepare_inputs_for_generation(tester.input_ids(), use_cache=True, my_extra_input=3)
+    assert inputs["my_extra_input"] == 3 and inputs["use_cache"] is True
+
+
+@pytest.mark.parametrize("case", HEAD_CASES, ids=head_id)
+def test_unknown_keyword_arguments_raise(case):
+    model_class, bidirectional = case
+    model = tester.model(model_class, bidirectional=bidirectional)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'encoder_hidden_states'"):
+        model(tester.input_ids(), encoder_hidden_states=torch.zeros(tester.batch_size, 7, 24))
+    with pytest.raises(ValueError, match=r"has no attention weights"):
+        model(tester.input_ids(), output_attentions=True)
+    model(tester.input_ids(), output_attentions=False)  # what generic code passes by default is accepted
+
+
+def test_an_attention_cache_is_refused():
+    model = tester.model(RnnForCausalLM)
+    with pytest.raises(TypeError, match=r"`cache` must be an RnnCache .* got DynamicCache"):
+        model(tester.input_ids(), cache=DynamicCache())
+
+
 # ---------------------------------------------------------------- 3. padding invariance
 
 
 def padded_batch(rows: list[torch.Tensor], side: str) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    batch = torch.zeros(len(rows), width, dtype=torch.long)
+    """Rows right- or left-padded, or (`side="holes"`) spread over a wider batch with absent tokens between them,
+    as a collator that drops tokens or packs sequences makes them; absent positions hold other real ids."""
+    width = max(len(r) for r in rows) + (3 if side == "holes" else 0)
+    generator = torch.Generator().manual_seed(len(rows))
+    batch = torch.randint(5, tester.vocab_size, (len(rows), width), generator=generator)
     mask = torch.zeros_like(batch)
     for index, row in enumerate(rows):
-        cols = slice(0, len(row)) if side == "right" else slice(width - len(row), width)
+        if side == "right":
+            cols = torch.arange(len(row))
+        elif side == "left":
+            cols = torch.arange(width - len(row), width)
+        else:
+            cols = torch.randperm(width, generator=generator)[: len(row)].sort().values
         batch[index, cols], mask[index, cols] = row, 1
     return batch, mask
 
 
-@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("side", ["right", "left", "holes"])
 @pytest.mark.parametrize("cell_type", CELLS)
 @pytest.mark.parametrize("case", HEAD_CASES, ids=head_id)
 def test_padding_never_changes_a_result(case, cell_type, side):
+    """Padding, and absent tokens anywhere ("holes"), give exactly the outputs of each row with them removed."""
     model_class, bidirectional = case
     poolings = ["last", "mean", "max", "concat"] if model_class is RnnForSequenceClassification else ["last"]
     rows = [tester.input_ids(1, length, seed=length)[0] for length in (7, 2, 5)]

@@ -52,7 +52,9 @@ def load_checkpoint(accelerator: Accelerator, directory: Path, cache_class=None,
     carried_file = directory / f"carried_state_{accelerator.process_index}.pt"
     if cache_class is not None and carried_file.is_file():
         saved = torch.load(carried_file, map_location=device)
-        carried = cache_class.from_layer_states([tuple(s) for s in saved["layer_states"]], saved["seen_tokens"])
+        carried = cache_class.from_layer_states(
+            [tuple(s) for s in saved["layer_states"]], saved["seen_tokens"]
+        )
     return loop_state, carried
 
 
