@@ -181,6 +181,11 @@ class RnnConfig(PreTrainedConfig):
                 )
 
     @property
+    def layer_types(self) -> list[str]:
+        """Every layer keeps a constant-size recurrent state: transformers' name for it is "linear_attention"."""
+        return ["linear_attention"] * self.num_layers
+
+    @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 

@@ -107,6 +107,18 @@ def check_token_labels(labels: torch.Tensor, vocab_size: int) -> None:
         raise ValueError(f"`labels` contains {bad}, outside [0, {vocab_size}) and not the ignore index -100.")
 
 
+def check_position_ids(position_ids: torch.Tensor, shape: torch.Size) -> None:
+    """Without an attention mask, ids that do not count up by one mark packed sequences: refuse them."""
+    check_same_shape("position_ids", position_ids, shape)
+    steps = position_ids[:, 1:] - position_ids[:, :-1]  # (B, T - 1)
+    if bool((steps != 1).any()):
+        row = int((steps != 1).any(1).nonzero()[0])
+        raise ValueError(
+            f"`position_ids` row {row} does not count up by one: rnn_hf reads one sequence per row, so packed "
+            "sequences (ids that restart) must be given as separate rows, or their gaps marked in `attention_mask`."
+        )
+
+
 def check_keyword_arguments(model: nn.Module, kwargs: dict, allowed: tuple[str, ...] = ()) -> None:
     """Refuse a keyword argument no part of the model reads, instead of swallowing it: an encoder-decoder wrapper
     that passes `encoder_hidden_states` to a model that ignores it must not pass silently."""
@@ -200,6 +212,7 @@ class RnnModel(RnnPreTrainedModel):
         use_cache: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        position_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> tuple | RnnModelOutput:
         r"""
@@ -208,8 +221,14 @@ class RnnModel(RnnPreTrainedModel):
         attention_mask (`torch.Tensor` of shape `(batch_size, sequence_length)`, *optional*):
             1 for present tokens, 0 for absent ones (padding anywhere, dropped tokens): the state passes over an
             absent position unchanged, in both directions, and its outputs are zeros. Every row needs one token.
+            With a `cache`, the mask may also cover the positions the cache has seen, as transformers' masks do: its
+            last `sequence_length` columns are used.
         cache (`RnnCache`, *optional*):
             State to start from, as returned by a previous call (unidirectional models only); it is updated.
+        position_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+            A recurrent network's positions are its order and the attention mask says which are present, so these
+            are only checked when no mask is given: ids that restart within a row (sequences packed by
+            `DataCollatorWithFlattening`) are refused, since the state would run from one sequence into the next.
         """
         cache = cache_argument(cache, kwargs)
         check_keyword_arguments(self, kwargs)
@@ -230,7 +249,14 @@ class RnnModel(RnnPreTrainedModel):
                 "`inputs_embeds` must have shape (batch_size, sequence_length >= 1, embedding_size), "
                 f"got {tuple(inputs_embeds.shape)}."
             )
+        seq_len = inputs_embeds.size(1)
+        if cache is not None and attention_mask is not None and attention_mask.dim() == 2:
+            attention_mask = attention_mask[
+                :, -seq_len:
+            ]  # the columns of the positions the cache has seen go
         check_same_shape("attention_mask", attention_mask, inputs_embeds.shape[:2])
+        if position_ids is not None and attention_mask is None:
+            check_position_ids(position_ids, inputs_embeds.shape[:2])
         if cache is not None:
             if self.config.bidirectional:
                 raise ValueError(
@@ -317,17 +343,15 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
         has_state = (
             isinstance(cache, RnnCache) and not cache.is_empty and kwargs.get("use_cache") is not False
         )
-        if (
-            has_state
-            and is_first_iteration
-            and inputs_embeds is None
-            and kwargs.get("next_sequence_length") is None
-        ):
-            kwargs["next_sequence_length"] = input_ids.size(1) - cache.get_seq_length()
+        if has_state and is_first_iteration and kwargs.get("next_sequence_length") is None:
+            name, prompt = (
+                ("inputs_embeds", inputs_embeds) if inputs_embeds is not None else ("input_ids", input_ids)
+            )
+            kwargs["next_sequence_length"] = prompt.size(1) - cache.get_seq_length()
             if kwargs["next_sequence_length"] < 1:
                 raise ValueError(
-                    f"The cache has seen {cache.get_seq_length()} positions but `input_ids` has only "
-                    f"{input_ids.size(1)}: pass the whole sequence (seen and new tokens) to continue it."
+                    f"The cache has seen {cache.get_seq_length()} positions but `{name}` has only "
+                    f"{prompt.size(1)}: pass the whole sequence (seen and new positions) to continue it."
                 )
         model_inputs = super().prepare_inputs_for_generation(
             input_ids,
@@ -357,6 +381,7 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         logits_to_keep: int = 0,
+        position_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> tuple | RnnCausalLMOutput:
         r"""
@@ -377,6 +402,7 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
             input_ids,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
+            position_ids=position_ids,
             cache=cache,
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
@@ -435,6 +461,7 @@ class RnnForMaskedLM(RnnPreTrainedModel):
         labels: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        position_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> tuple | MaskedLMOutput:
         r"""
@@ -449,6 +476,7 @@ class RnnForMaskedLM(RnnPreTrainedModel):
             input_ids,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
+            position_ids=position_ids,
             use_cache=False,
             output_hidden_states=output_hidden_states,
             return_dict=True,
@@ -495,6 +523,7 @@ class RnnForSequenceClassification(RnnPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        position_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> tuple | SequenceClassifierOutput:
         r"""
@@ -508,6 +537,7 @@ class RnnForSequenceClassification(RnnPreTrainedModel):
             input_ids,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
+            position_ids=position_ids,
             use_cache=False,
             output_hidden_states=output_hidden_states,
             return_dict=True,
@@ -562,6 +592,7 @@ class RnnForTokenClassification(RnnPreTrainedModel):
         labels: torch.LongTensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        position_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> tuple | TokenClassifierOutput:
         r"""
@@ -576,6 +607,7 @@ class RnnForTokenClassification(RnnPreTrainedModel):
             input_ids,
             attention_mask=attention_mask,
             inputs_embeds=inputs_embeds,
+            position_ids=position_ids,
             use_cache=False,
             output_hidden_states=output_hidden_states,
             return_dict=True,

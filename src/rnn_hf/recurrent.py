@@ -301,8 +301,8 @@ class RecurrentStack(nn.Module):
                     init.uniform_(param, -bound, bound)
                 elif self.recurrent_initializer == "xavier_uniform":
                     init.xavier_uniform_(param)
-                else:  # one orthogonal block per gate, as the gates are stacked along dim 0
-                    weight = torch.empty_like(param)
+                else:  # one orthogonal block per gate (gates are stacked along dim 0), in float32 for the QR
+                    weight = torch.empty_like(param, dtype=torch.float32)
                     for block in weight.chunk(num_gates, dim=0):
                         nn.init.orthogonal_(block)
                     init.copy_(param, weight)
