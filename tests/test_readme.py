@@ -10,3 +10,13 @@ def test_readme_usage_example_runs(tmp_path, capsys):
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     exec(compile(code.replace("/tmp/rnn-lm", str(tmp_path / "rnn-lm")), "README.md", "exec"), {})
     assert "torch.Size([2, 12])" in capsys.readouterr().out
+
+
+def test_readme_core_example_runs():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Usage", 1)[1]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[1]
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["outputs"].shape == (4, 20, 32) and namespace["output"].shape == (4, 32)
+    assert namespace["cache"].get_seq_length() == 21

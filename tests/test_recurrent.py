@@ -179,3 +179,21 @@ def test_truncated_bptt_through_the_cache():
     second, _, _ = model(inputs[:, 4:], cache=cache.detach())
     second.sum().backward()
     assert inputs.grad[:, :4].abs().sum() == 0
+
+
+def test_inference_steps_follow_weight_changes():
+    """Steps without autograd run on a fused copy of the LSTM weights; it must follow every change of the weights."""
+    model = stack("lstm")
+    inputs = values(seq_len=1)
+    with torch.no_grad():
+        for change in (None, "in_place", "train_then_eval"):
+            if change == "in_place":
+                model.layers[1].weight_hh_l0.mul_(0.5)  # as an optimizer step or load_state_dict does
+            elif change == "train_then_eval":
+                model.train()
+                assert not model._fused_weights  # training frees the copy
+                model.eval()
+            stepped, _ = model.step(inputs[:, 0])
+            assert len(model._fused_weights) == 2
+            sequence, _, _ = model(torch.cat([inputs, inputs], dim=1))  # the fused kernel, no copy involved
+            torch.testing.assert_close(stepped, sequence[:, 0], atol=1e-6, rtol=1e-5)

@@ -251,9 +251,8 @@ class RnnModel(RnnPreTrainedModel):
             )
         seq_len = inputs_embeds.size(1)
         if cache is not None and attention_mask is not None and attention_mask.dim() == 2:
-            attention_mask = attention_mask[
-                :, -seq_len:
-            ]  # the columns of the positions the cache has seen go
+            # a mask spanning the positions the cache has seen too: only the new positions' columns count
+            attention_mask = attention_mask[:, -seq_len:]
         check_same_shape("attention_mask", attention_mask, inputs_embeds.shape[:2])
         if position_ids is not None and attention_mask is None:
             check_position_ids(position_ids, inputs_embeds.shape[:2])
@@ -329,39 +328,46 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
     def prepare_inputs_for_generation(
         self,
         input_ids: torch.LongTensor,
+        next_sequence_length: int | None = None,
         attention_mask: torch.Tensor | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         is_first_iteration: bool | None = False,
         **kwargs,
     ) -> dict:
-        """transformers' own preparation (it forwards every other keyword), then only what the state has not seen.
+        """The inputs of one `generate` step: only what the state has not seen, and every other keyword unchanged.
 
-        After the prompt, `generate` passes one new token per step; the state already holds the rest, so the
-        attention mask is dropped. A prompt that continues a non-empty cache is cut to the positions it has not seen.
+        transformers' own version does the same for attention models, plus work a recurrent state does not need
+        (mask conversion, device moves, a signature inspection per step for out-of-tree models: ~0.4 ms per
+        token). After the prompt, one new token per step; the state already holds the rest, so the attention mask
+        and position ids are dropped. A prompt that continues a non-empty cache is cut to the positions it has not
+        seen.
         """
         cache = kwargs.get(GENERATE_CACHE_NAME)
         has_state = (
             isinstance(cache, RnnCache) and not cache.is_empty and kwargs.get("use_cache") is not False
         )
-        if has_state and is_first_iteration and kwargs.get("next_sequence_length") is None:
-            name, prompt = (
-                ("inputs_embeds", inputs_embeds) if inputs_embeds is not None else ("input_ids", input_ids)
-            )
-            kwargs["next_sequence_length"] = prompt.size(1) - cache.get_seq_length()
-            if kwargs["next_sequence_length"] < 1:
+        embeds_first = inputs_embeds is not None and is_first_iteration
+        if has_state and is_first_iteration and next_sequence_length is None:
+            name, prompt = ("inputs_embeds", inputs_embeds) if embeds_first else ("input_ids", input_ids)
+            next_sequence_length = prompt.size(1) - cache.get_seq_length()
+            if next_sequence_length < 1:
                 raise ValueError(
                     f"The cache has seen {cache.get_seq_length()} positions but `{name}` has only "
                     f"{prompt.size(1)}: pass the whole sequence (seen and new positions) to continue it."
                 )
-        model_inputs = super().prepare_inputs_for_generation(
-            input_ids,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            is_first_iteration=is_first_iteration,
-            **kwargs,
-        )
-        if has_state:
-            model_inputs.pop("attention_mask", None)
+        if embeds_first:
+            embeds = (
+                inputs_embeds if next_sequence_length is None else inputs_embeds[:, -next_sequence_length:]
+            )
+            model_inputs = {"input_ids": None, "inputs_embeds": embeds}
+        else:
+            ids = input_ids if next_sequence_length is None else input_ids[:, -next_sequence_length:]
+            model_inputs = {"input_ids": ids}
+        if attention_mask is not None and not has_state:
+            model_inputs["attention_mask"] = attention_mask
+        for key, value in kwargs.items():
+            if key != "labels" and key not in model_inputs and not (has_state and key == "position_ids"):
+                model_inputs[key] = value
         return model_inputs
 
     def _update_model_kwargs_for_generation(self, outputs, model_kwargs, *args, **kwargs):

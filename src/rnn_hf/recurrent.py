@@ -280,7 +280,12 @@ class RecurrentStack(nn.Module):
         )
         self.hidden_dropout = LockedDropout(hidden_dropout)
         self.weight_dropout = WeightDropout(weight_dropout)
+        self._fused_weights: dict[int, tuple] = {}  # see `fused_step_weights`; not saved, rebuilt when stale
         self.init_weights()
+
+    def train(self, mode: bool = True) -> "RecurrentStack":
+        self._fused_weights.clear()  # only inference uses them: free the copy
+        return super().train(mode)
 
     @property
     def states_per_layer(self) -> int:
@@ -349,7 +354,7 @@ class RecurrentStack(nn.Module):
                 hidden_states = self.hidden_dropout(hidden_states)
             initial_state = self.kernel_state(cache.layer_state(index)) if cache is not None else None
             if lengths is None and seq_len == 1 and not self.training and not self.bidirectional:
-                output, final_state = self.cell(layer, hidden_states[:, 0], initial_state)
+                output, final_state = self.cell(layer, hidden_states[:, 0], initial_state, index=index)
                 hidden_states = output[:, None]  # (B, 1, H)
             elif lengths is None:
                 hidden_states, final_state = self.weight_dropout(layer, hidden_states, initial_state)
@@ -388,25 +393,57 @@ class RecurrentStack(nn.Module):
         return tuple(t.transpose(0, 1) for t in final_state)
 
     def cell(
-        self, layer: nn.RNNBase, inputs: torch.Tensor, state, weights: tuple[torch.Tensor, ...] | None = None
+        self,
+        layer: nn.RNNBase,
+        inputs: torch.Tensor,
+        state,
+        weights: tuple[torch.Tensor, ...] | None = None,
+        index: int | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | LayerState]:
         """One time step of one unidirectional layer: `(B, C)` inputs -> `(B, H)` output and the `(1, B, H)` state.
 
-        The fused sequence kernel (oneDNN on a CPU) costs several times more than the cell for a single step.
+        The fused sequence kernel (oneDNN on a CPU) costs several times more than the cell for a single step. In
+        inference without autograd, an LSTM layer (`index` given) runs on its `fused_step_weights`.
         """
-        if weights is None:
-            weights = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+        batch_size = inputs.size(0)
         if self.cell_type == "lstm":
             if state is None:
-                zeros = inputs.new_zeros(inputs.size(0), self.hidden_size)
-                hidden, cell = zeros, zeros
+                hidden = cell = inputs.new_zeros(batch_size, self.hidden_size)
             else:
                 hidden, cell = state[0][0], state[1][0]
-            hidden, cell = torch.lstm_cell(inputs, (hidden, cell), *weights)  # (B, H) each
+            if weights is None and index is not None and not self.training and not torch.is_grad_enabled():
+                weight, bias = self.fused_step_weights(index)
+                gates = torch.addmm(bias, torch.cat([inputs, hidden], dim=1), weight.t())  # (B, 4H)
+                input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=1)  # PyTorch's order
+                cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
+                hidden = torch.sigmoid(output_gate) * torch.tanh(cell)  # (B, H)
+            else:
+                if weights is None:
+                    weights = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+                hidden, cell = torch.lstm_cell(inputs, (hidden, cell), *weights)  # (B, H) each
             return hidden, (hidden[None], cell[None])
-        hidden = inputs.new_zeros(inputs.size(0), self.hidden_size) if state is None else state[0]
+        if weights is None:
+            weights = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+        hidden = inputs.new_zeros(batch_size, self.hidden_size) if state is None else state[0]
         hidden = torch.gru_cell(inputs, hidden, *weights)  # (B, H)
         return hidden, hidden[None]
+
+    @torch.no_grad()
+    def fused_step_weights(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[weight_ih | weight_hh]` `(4H, C + H)` and `bias_ih + bias_hh` of LSTM layer `index`, for inference steps.
+
+        One matrix-vector product over `[x; h]` per step instead of `torch.lstm_cell`'s two: the same weights read
+        once, in one pass (batch-1 decoding is bound by reading the weights; `benchmarks/bench_generate.py`). A copy
+        of the recurrent weights, kept until the stack trains again and rebuilt whenever a weight changes.
+        """
+        layer = self.layers[index]
+        params = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
+        key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+        cached = self._fused_weights.get(index)
+        if cached is None or cached[0] != key:
+            cached = (key, torch.cat(params[:2], dim=1), params[2] + params[3])
+            self._fused_weights[index] = cached
+        return cached[1], cached[2]
 
     def step_plan(self, batch_size: int) -> StepPlan:
         """Draw what every `step` of one sequence shares (call once per sequence; nothing is random in eval)."""
@@ -448,7 +485,8 @@ class RecurrentStack(nn.Module):
             if plan.masks[index] is not None:
                 hidden = hidden * plan.masks[index]
             state = self.kernel_state(cache.layer_state(index))
-            hidden, final_state = self.cell(layer, hidden, state, plan.weights[index])
+            weights = plan.weights[index] if self.training else None  # in inference: the fused weights
+            hidden, final_state = self.cell(layer, hidden, state, weights, index=index)
             cache.update_layer_state(index, self.cache_state(final_state))
         cache.seen_tokens += 1
         return hidden, cache
