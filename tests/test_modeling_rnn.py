@@ -1,5 +1,6 @@
 """Checks every rnn_hf model class the same way: cache, generation, padding, save/load, remote code, bad input."""
 
+import json
 import os
 import subprocess
 import sys
@@ -378,8 +379,12 @@ REMOTE_SCRIPT = textwrap.dedent(
 def test_trust_remote_code_loads_where_rnn_hf_is_not_importable(tmp_path):
     model = tester.model(RnnForCausalLM)
     model.save_pretrained(tmp_path / "ckpt")
-    for name in ("configuration_rnn.py", "modeling_rnn.py", "recurrent.py", "regularization.py"):
+    for name in ("configuration_rnn.py", "modeling_rnn.py", "recurrent.py", "layers.py", "regularization.py"):
         assert (tmp_path / "ckpt" / name).exists(), name
+    auto_map = json.loads((tmp_path / "ckpt" / "config.json").read_text())["auto_map"]
+    for auto_class, reference in auto_map.items():  # the family's classes only, each in a file the checkpoint carries
+        module, class_name = reference.split(".")
+        assert f"class {class_name}(" in (tmp_path / "ckpt" / f"{module}.py").read_text(), auto_class
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(
         [sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path / "ckpt")],

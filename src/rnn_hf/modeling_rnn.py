@@ -75,9 +75,9 @@ def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
         )
     if input_ids.numel() == 0:
         raise ValueError(f"`input_ids` is empty (shape {tuple(input_ids.shape)}): give at least one token.")
-    low, high = int(input_ids.min()), int(input_ids.max())
-    if low < 0 or high >= vocab_size:
-        bad = low if low < 0 else high
+    low, high = torch.aminmax(input_ids)
+    if bool((low < 0) | (high >= vocab_size)):  # one synchronization per call: it runs at every decoding step
+        bad = int(low) if low < 0 else int(high)
         raise ValueError(f"`input_ids` contains id {bad}, outside the vocabulary range [0, {vocab_size}).")
 
 
@@ -142,6 +142,14 @@ def cache_argument(cache: RnnCache | None, kwargs: dict) -> RnnCache | None:
             "attention cache cannot hold a recurrent state."
         )
     return cache
+
+
+def split_backbone_outputs(outputs: tuple) -> tuple[torch.Tensor, RnnCache | None, tuple | None]:
+    """`RnnModel(..., return_dict=False)`'s tuple, whose Nones are left out, as
+    `(last_hidden_state, cache, hidden_states)`."""
+    cache = next((value for value in outputs[1:] if isinstance(value, RnnCache)), None)
+    hidden_states = next((value for value in outputs[1:] if isinstance(value, tuple)), None)
+    return outputs[0], cache, hidden_states
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -412,9 +420,9 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
             cache=cache,
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
-            return_dict=True,
+            return_dict=False,  # a tuple: no output object to build at every decoding step
         )
-        hidden_states = outputs.last_hidden_state
+        hidden_states, new_cache, all_hidden_states = split_backbone_outputs(outputs)
         if logits_to_keep:
             hidden_states = hidden_states[:, -logits_to_keep:]
         logits = self.lm_head(hidden_states)  # (B, T, V)
@@ -429,12 +437,9 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
             )
 
         if not return_dict:
-            output = (logits, outputs.cache, outputs.hidden_states)
-            output = tuple(v for v in output if v is not None)
+            output = tuple(v for v in (logits, new_cache, all_hidden_states) if v is not None)
             return ((loss,) + output) if loss is not None else output
-        return RnnCausalLMOutput(
-            loss=loss, logits=logits, cache=outputs.cache, hidden_states=outputs.hidden_states
-        )
+        return RnnCausalLMOutput(loss=loss, logits=logits, cache=new_cache, hidden_states=all_hidden_states)
 
 
 class RnnForMaskedLM(RnnPreTrainedModel):

@@ -134,7 +134,15 @@ class RnnCache(Cache):
 
     @property
     def is_empty(self) -> bool:
-        return all(state is None for state in self.layer_states)
+        return not any(layer.is_recurrent_states_initialized[0] for layer in self.layers)
+
+    @property
+    def batch_size(self) -> int:
+        """Rows of the state (-1 while the cache is empty)."""
+        for layer in self.layers:
+            if layer.is_recurrent_states_initialized[0]:
+                return layer.recurrent_states[0].size(0)
+        return -1
 
     def detach(self) -> "RnnCache":
         """The same state cut from the autograd graph: truncated back-propagation through time."""
@@ -352,21 +360,26 @@ class RecurrentStack(nn.Module):
         for index, layer in enumerate(self.layers):
             if index > 0:
                 hidden_states = self.hidden_dropout(hidden_states)
-            initial_state = self.kernel_state(cache.layer_state(index)) if cache is not None else None
+            cached_state = cache.layer_state(index) if cache is not None else None
             if lengths is None and seq_len == 1 and not self.training and not self.bidirectional:
-                output, final_state = self.cell(layer, hidden_states[:, 0], initial_state, index=index)
+                output, new_state = self.cell(layer, hidden_states[:, 0], cached_state, index=index)
                 hidden_states = output[:, None]  # (B, 1, H)
-            elif lengths is None:
-                hidden_states, final_state = self.weight_dropout(layer, hidden_states, initial_state)
-            elif not need_final_state:
-                hidden_states = self.run_padded(layer, hidden_states, initial_state, lengths)
-                final_state = None
             else:
-                packed = pack_padded_sequence(hidden_states, lengths, batch_first=True, enforce_sorted=False)
-                packed, final_state = self.weight_dropout(layer, packed, initial_state)
-                hidden_states, _ = pad_packed_sequence(packed, batch_first=True, total_length=seq_len)
-            if final_state is not None:
-                new_states.append(self.cache_state(final_state))
+                initial_state = self.kernel_state(cached_state)
+                if lengths is None:
+                    hidden_states, final_state = self.weight_dropout(layer, hidden_states, initial_state)
+                elif not need_final_state:
+                    hidden_states = self.run_padded(layer, hidden_states, initial_state, lengths)
+                    final_state = None
+                else:
+                    packed = pack_padded_sequence(
+                        hidden_states, lengths, batch_first=True, enforce_sorted=False
+                    )
+                    packed, final_state = self.weight_dropout(layer, packed, initial_state)
+                    hidden_states, _ = pad_packed_sequence(packed, batch_first=True, total_length=seq_len)
+                new_state = self.cache_state(final_state) if final_state is not None else None
+            if new_state is not None:
+                new_states.append(new_state)
             all_hidden_states.append(hidden_states)
 
         if layout is not None:  # back to the caller's positions, zeros where absent
@@ -396,52 +409,53 @@ class RecurrentStack(nn.Module):
         self,
         layer: nn.RNNBase,
         inputs: torch.Tensor,
-        state,
+        state: LayerState | None,
         weights: tuple[torch.Tensor, ...] | None = None,
         index: int | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | LayerState]:
-        """One time step of one unidirectional layer: `(B, C)` inputs -> `(B, H)` output and the `(1, B, H)` state.
+    ) -> tuple[torch.Tensor, LayerState]:
+        """One time step of one unidirectional layer: `(B, C)` inputs -> `(B, H)` output and the new state, the
+        state in the cache's layout (`(B, 1, H)` tensors; None for zeros).
 
         The fused sequence kernel (oneDNN on a CPU) costs several times more than the cell for a single step. In
         inference without autograd, an LSTM layer (`index` given) runs on its `fused_step_weights`.
         """
-        batch_size = inputs.size(0)
-        if self.cell_type == "lstm":
-            if state is None:
-                hidden = cell = inputs.new_zeros(batch_size, self.hidden_size)
-            else:
-                hidden, cell = state[0][0], state[1][0]
-            if weights is None and index is not None and not self.training and not torch.is_grad_enabled():
-                weight, bias = self.fused_step_weights(index)
-                gates = torch.addmm(bias, torch.cat([inputs, hidden], dim=1), weight.t())  # (B, 4H)
-                input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=1)  # PyTorch's order
-                cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
-                hidden = torch.sigmoid(output_gate) * torch.tanh(cell)  # (B, H)
-            else:
-                if weights is None:
-                    weights = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
-                hidden, cell = torch.lstm_cell(inputs, (hidden, cell), *weights)  # (B, H) each
-            return hidden, (hidden[None], cell[None])
-        if weights is None:
+        if state is None:
+            zeros = inputs.new_zeros(inputs.size(0), self.hidden_size)
+            state = (zeros,) * self.states_per_layer
+        else:
+            state = tuple(t[:, 0] for t in state)  # (B, H) each
+        if weights is None and (
+            index is None or self.training or torch.is_grad_enabled() or self.cell_type == "gru"
+        ):
             weights = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
-        hidden = inputs.new_zeros(batch_size, self.hidden_size) if state is None else state[0]
-        hidden = torch.gru_cell(inputs, hidden, *weights)  # (B, H)
-        return hidden, hidden[None]
+        if self.cell_type == "gru":
+            hidden = torch.gru_cell(inputs, state[0], *weights)  # (B, H)
+            return hidden, (hidden[:, None],)
+        hidden, cell = state
+        if weights is None:
+            weight, bias = self.fused_step_weights(index)
+            gates = torch.addmm(bias, torch.cat([inputs, hidden], dim=1), weight.t())  # (B, 4H)
+            input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=1)  # PyTorch's order
+            cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
+            hidden = torch.sigmoid(output_gate) * torch.tanh(cell)  # (B, H)
+        else:
+            hidden, cell = torch.lstm_cell(inputs, (hidden, cell), *weights)  # (B, H) each
+        return hidden, (hidden[:, None], cell[:, None])
 
-    @torch.no_grad()
     def fused_step_weights(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """`[weight_ih | weight_hh]` `(4H, C + H)` and `bias_ih + bias_hh` of LSTM layer `index`, for inference steps.
 
         One matrix-vector product over `[x; h]` per step instead of `torch.lstm_cell`'s two: the same weights read
         once, in one pass (batch-1 decoding is bound by reading the weights; `benchmarks/bench_generate.py`). A copy
-        of the recurrent weights, kept until the stack trains again and rebuilt whenever a weight changes.
+        of the recurrent weights, kept until the stack trains again and rebuilt whenever a weight changes. Call it
+        without autograd (the copy is detached from the weights).
         """
         layer = self.layers[index]
         params = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
-        key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+        key = tuple((p.data_ptr(), p._version) for p in params)  # a new tensor or an in-place change
         cached = self._fused_weights.get(index)
         if cached is None or cached[0] != key:
-            cached = (key, torch.cat(params[:2], dim=1), params[2] + params[3])
+            cached = (key, torch.cat(params[:2], dim=1).detach(), (params[2] + params[3]).detach())
             self._fused_weights[index] = cached
         return cached[1], cached[2]
 
@@ -484,10 +498,9 @@ class RecurrentStack(nn.Module):
         for index, layer in enumerate(self.layers):
             if plan.masks[index] is not None:
                 hidden = hidden * plan.masks[index]
-            state = self.kernel_state(cache.layer_state(index))
             weights = plan.weights[index] if self.training else None  # in inference: the fused weights
-            hidden, final_state = self.cell(layer, hidden, state, weights, index=index)
-            cache.update_layer_state(index, self.cache_state(final_state))
+            hidden, new_state = self.cell(layer, hidden, cache.layer_state(index), weights, index=index)
+            cache.update_layer_state(index, new_state)
         cache.seen_tokens += 1
         return hidden, cache
 
