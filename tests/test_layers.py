@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rnn_hf.layers import StateBridge, pool_sequence
+from rnn_hf.layers import DecodingLinear, StateBridge, pool_sequence
 from rnn_hf.recurrent import RecurrentStack, RnnCache
 
 
@@ -43,3 +43,23 @@ def test_state_bridge_starts_a_decoder_from_a_bidirectional_encoder(encoder_cell
     assert bridge.projections[0].weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"needs an encoder cache that holds a state for every layer"):
         bridge(RnnCache(2, 1), 3)
+
+
+def test_decoding_linear_equals_linear_and_follows_its_weight():
+    torch.manual_seed(0)
+    linear = DecodingLinear(6, 40).eval()
+    reference = torch.nn.Linear(6, 40).eval()
+    reference.load_state_dict(linear.state_dict())  # the same parameter names as nn.Linear
+    inputs = torch.randn(3, 2, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(linear(inputs), reference(inputs))
+        assert linear._transposed is not None  # the decoding path ran
+        linear.weight.mul_(2.0)  # an optimizer step or a tied embedding's update, in place
+        reference.weight.mul_(2.0)
+        torch.testing.assert_close(linear(inputs), reference(inputs))
+    assert linear(inputs).requires_grad  # with autograd: nn.Linear's own path, gradients flow
+    linear.train()
+    assert linear._transposed is None
+    no_bias = DecodingLinear(6, 5, bias=False).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(no_bias(inputs), inputs @ no_bias.weight.T)

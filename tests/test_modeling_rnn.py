@@ -236,6 +236,25 @@ def test_an_attention_cache_is_refused():
         model(tester.input_ids(), cache=DynamicCache())
 
 
+@pytest.mark.parametrize("cell_type", CELLS)
+def test_decoding_fast_paths_equal_autograd_paths_after_weights_change(cell_type):
+    """Decoding steps without autograd read cached copies of the weights (fused LSTM gates, a transposed decoder);
+    after an in-place change of the weights (a tied embedding included), they must still give the same logits."""
+    model = tester.model(RnnForCausalLM, cell_type=cell_type)
+    prompt = tester.input_ids(seq_length=4)
+    for change in (None, "embedding", "recurrent"):
+        with torch.no_grad():
+            if change == "embedding":
+                model.rnn.embeddings.weight.add_(0.5)  # tied to the decoder
+            elif change == "recurrent":
+                model.rnn.recurrent.layers[1].weight_hh_l0.mul_(-1.0)
+            cache = model(prompt, use_cache=True).cache
+            fast = model(prompt[:, -1:], cache=cache).logits
+        cache = model(prompt, use_cache=True).cache
+        slow = model(prompt[:, -1:], cache=cache).logits  # autograd on: nn.Linear and lstm_cell
+        torch.testing.assert_close(fast, slow.detach(), atol=1e-5, rtol=1e-5)
+
+
 # ---------------------------------------------------------------- 3. padding invariance
 
 
@@ -382,7 +401,10 @@ def test_trust_remote_code_loads_where_rnn_hf_is_not_importable(tmp_path):
     for name in ("configuration_rnn.py", "modeling_rnn.py", "recurrent.py", "layers.py", "regularization.py"):
         assert (tmp_path / "ckpt" / name).exists(), name
     auto_map = json.loads((tmp_path / "ckpt" / "config.json").read_text())["auto_map"]
-    for auto_class, reference in auto_map.items():  # the family's classes only, each in a file the checkpoint carries
+    for (
+        auto_class,
+        reference,
+    ) in auto_map.items():  # the family's classes only, each in a file the checkpoint carries
         module, class_name = reference.split(".")
         assert f"class {class_name}(" in (tmp_path / "ckpt" / f"{module}.py").read_text(), auto_class
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}

@@ -417,24 +417,23 @@ class RecurrentStack(nn.Module):
         state in the cache's layout (`(B, 1, H)` tensors; None for zeros).
 
         The fused sequence kernel (oneDNN on a CPU) costs several times more than the cell for a single step. In
-        inference without autograd, an LSTM layer (`index` given) runs on its `fused_step_weights`.
+        inference on a CPU without autograd, an LSTM layer (`index` given) runs on its `fused_step_weights`.
         """
         if state is None:
             zeros = inputs.new_zeros(inputs.size(0), self.hidden_size)
             state = (zeros,) * self.states_per_layer
         else:
             state = tuple(t[:, 0] for t in state)  # (B, H) each
-        if weights is None and (
-            index is None or self.training or torch.is_grad_enabled() or self.cell_type == "gru"
-        ):
+        fused = weights is None and index is not None and self.uses_fused_steps(inputs)
+        if weights is None and not fused:
             weights = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
         if self.cell_type == "gru":
             hidden = torch.gru_cell(inputs, state[0], *weights)  # (B, H)
             return hidden, (hidden[:, None],)
         hidden, cell = state
-        if weights is None:
-            weight, bias = self.fused_step_weights(index)
-            gates = torch.addmm(bias, torch.cat([inputs, hidden], dim=1), weight.t())  # (B, 4H)
+        if fused:
+            weight_t, bias = self.fused_step_weights(index)
+            gates = torch.addmm(bias, torch.cat([inputs, hidden], dim=1), weight_t)  # (B, 4H)
             input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=1)  # PyTorch's order
             cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
             hidden = torch.sigmoid(output_gate) * torch.tanh(cell)  # (B, H)
@@ -442,20 +441,32 @@ class RecurrentStack(nn.Module):
             hidden, cell = torch.lstm_cell(inputs, (hidden, cell), *weights)  # (B, H) each
         return hidden, (hidden[:, None], cell[:, None])
 
-    def fused_step_weights(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """`[weight_ih | weight_hh]` `(4H, C + H)` and `bias_ih + bias_hh` of LSTM layer `index`, for inference steps.
+    def uses_fused_steps(self, inputs: torch.Tensor) -> bool:
+        """Whether single steps run on `fused_step_weights`: LSTM inference on a CPU, without autograd."""
+        return (
+            self.cell_type == "lstm"
+            and not self.training
+            and not torch.is_grad_enabled()
+            and inputs.device.type == "cpu"
+        )
 
-        One matrix-vector product over `[x; h]` per step instead of `torch.lstm_cell`'s two: the same weights read
-        once, in one pass (batch-1 decoding is bound by reading the weights; `benchmarks/bench_generate.py`). A copy
-        of the recurrent weights, kept until the stack trains again and rebuilt whenever a weight changes. Call it
-        without autograd (the copy is detached from the weights).
+    def fused_step_weights(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[weight_ih | weight_hh]` transposed, `(C + H, 4H)` row-major, and `bias_ih + bias_hh` of LSTM layer
+        `index`, for inference steps on a CPU.
+
+        Batch-1 decoding is bound by reading the weights. One product of `[x; h]` with this matrix reads them once,
+        in one pass, where `torch.lstm_cell` makes two products with `(4H, C)` and `(4H, H)` matrices; and a
+        row-major `(in, out)` matrix streams faster than `(out, in)` for a few rows (`benchmarks/README.md`). A
+        copy of the recurrent weights, kept until the stack trains again and rebuilt whenever a weight changes.
+        Call it without autograd (the copy is detached from the weights).
         """
         layer = self.layers[index]
         params = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
         key = tuple((p.data_ptr(), p._version) for p in params)  # a new tensor or an in-place change
         cached = self._fused_weights.get(index)
         if cached is None or cached[0] != key:
-            cached = (key, torch.cat(params[:2], dim=1).detach(), (params[2] + params[3]).detach())
+            weight_t = torch.cat(params[:2], dim=1).t().contiguous().detach()  # (C + H, 4H)
+            cached = (key, weight_t, (params[2] + params[3]).detach())
             self._fused_weights[index] = cached
         return cached[1], cached[2]
 
