@@ -181,10 +181,11 @@ def test_truncated_bptt_through_the_cache():
     assert inputs.grad[:, :4].abs().sum() == 0
 
 
-def test_inference_steps_follow_weight_changes():
+@pytest.mark.parametrize("batch_size", [1, 3])  # the two layouts of the copy
+def test_inference_steps_follow_weight_changes(batch_size):
     """Steps without autograd run on a fused copy of the LSTM weights; it must follow every change of the weights."""
     model = stack("lstm")
-    inputs = values(seq_len=1)
+    inputs = values(batch_size=batch_size, seq_len=1)
     with torch.no_grad():
         for change in (None, "in_place", "train_then_eval"):
             if change == "in_place":
@@ -194,6 +195,6 @@ def test_inference_steps_follow_weight_changes():
                 assert not model._fused_weights  # training frees the copy
                 model.eval()
             stepped, _ = model.step(inputs[:, 0])
-            assert len(model._fused_weights) == 2
+            assert len(model._fused_weights) == 2  # one copy per layer
             sequence, _, _ = model(torch.cat([inputs, inputs], dim=1))  # the fused kernel, no copy involved
             torch.testing.assert_close(stepped, sequence[:, 0], atol=1e-6, rtol=1e-5)

@@ -288,7 +288,9 @@ class RecurrentStack(nn.Module):
         )
         self.hidden_dropout = LockedDropout(hidden_dropout)
         self.weight_dropout = WeightDropout(weight_dropout)
-        self._fused_weights: dict[int, tuple] = {}  # see `fused_step_weights`; not saved, rebuilt when stale
+        self._fused_weights: dict[
+            tuple, tuple
+        ] = {}  # see `fused_step_weights`; not saved, rebuilt when stale
         self.init_weights()
 
     def train(self, mode: bool = True) -> "RecurrentStack":
@@ -432,8 +434,8 @@ class RecurrentStack(nn.Module):
             return hidden, (hidden[:, None],)
         hidden, cell = state
         if fused:
-            weight_t, bias = self.fused_step_weights(index)
-            gates = torch.addmm(bias, torch.cat([inputs, hidden], dim=1), weight_t)  # (B, 4H)
+            weight, bias = self.fused_step_weights(index, row_major_inputs=inputs.size(0) <= 2)
+            gates = torch.addmm(bias, torch.cat([inputs, hidden], dim=1), weight)  # (B, 4H)
             input_gate, forget_gate, candidate, output_gate = gates.chunk(4, dim=1)  # PyTorch's order
             cell = torch.sigmoid(forget_gate) * cell + torch.sigmoid(input_gate) * torch.tanh(candidate)
             hidden = torch.sigmoid(output_gate) * torch.tanh(cell)  # (B, H)
@@ -450,24 +452,25 @@ class RecurrentStack(nn.Module):
             and inputs.device.type == "cpu"
         )
 
-    def fused_step_weights(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """`[weight_ih | weight_hh]` transposed, `(C + H, 4H)` row-major, and `bias_ih + bias_hh` of LSTM layer
-        `index`, for inference steps on a CPU.
+    def fused_step_weights(self, index: int, row_major_inputs: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """`[weight_ih | weight_hh]` as a `(C + H, 4H)` matrix to multiply `[x; h]` by, and `bias_ih + bias_hh`, of
+        LSTM layer `index`, for inference steps on a CPU.
 
-        Batch-1 decoding is bound by reading the weights. One product of `[x; h]` with this matrix reads them once,
-        in one pass, where `torch.lstm_cell` makes two products with `(4H, C)` and `(4H, H)` matrices; and a
-        row-major `(in, out)` matrix streams faster than `(out, in)` for a few rows (`benchmarks/README.md`). A
-        copy of the recurrent weights, kept until the stack trains again and rebuilt whenever a weight changes.
-        Call it without autograd (the copy is detached from the weights).
+        Decoding a few rows is bound by reading the weights. One product with this matrix reads them once, in one
+        pass, where `torch.lstm_cell` makes two products. `row_major_inputs=True` (for 1 or 2 rows) makes it a
+        contiguous `(C + H, 4H)` copy, which streams fastest for one or two rows; otherwise it is the transpose of a
+        contiguous `(4H, C + H)` copy, faster from four rows on (`benchmarks/README.md`). The copy is kept until
+        the stack trains again and rebuilt whenever a weight changes. Call it without autograd (it is detached).
         """
         layer = self.layers[index]
         params = (layer.weight_ih_l0, layer.weight_hh_l0, layer.bias_ih_l0, layer.bias_hh_l0)
         key = tuple((p.data_ptr(), p._version) for p in params)  # a new tensor or an in-place change
-        cached = self._fused_weights.get(index)
+        cached = self._fused_weights.get((index, row_major_inputs))
         if cached is None or cached[0] != key:
-            weight_t = torch.cat(params[:2], dim=1).t().contiguous().detach()  # (C + H, 4H)
-            cached = (key, weight_t, (params[2] + params[3]).detach())
-            self._fused_weights[index] = cached
+            weight = torch.cat(params[:2], dim=1).detach()  # (4H, C + H)
+            weight = weight.t().contiguous() if row_major_inputs else weight.t()  # (C + H, 4H)
+            cached = (key, weight, (params[2] + params[3]).detach())
+            self._fused_weights[(index, row_major_inputs)] = cached
         return cached[1], cached[2]
 
     def step_plan(self, batch_size: int) -> StepPlan:
