@@ -60,6 +60,7 @@ study: venv
 
 bench: venv
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_generate.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache

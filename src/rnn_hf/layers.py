@@ -45,7 +45,7 @@ def pool_sequence(
 class DecodingLinear(nn.Linear):
     """`nn.Linear` that, in inference on a CPU without autograd, multiplies by a transposed, row-major copy of its
     weight: for the few rows of a decoding step, reading an `(in, out)` matrix is ~3x faster than `nn.Linear`'s
-    `(out, in)` one (an 8000-word output layer: `benchmarks/README.md`). The copy is rebuilt whenever the weight
+    `(out, in)` one (an 8000-word output layer: `benchmarks/bench_decode_layout.py`). The copy is rebuilt whenever the weight
     changes (a tied embedding's optimizer step included) and dropped when the module trains again. The parameters
     and their names are `nn.Linear`'s, so weights load and tie as usual."""
 

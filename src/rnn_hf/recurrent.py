@@ -459,7 +459,7 @@ class RecurrentStack(nn.Module):
         Decoding a few rows is bound by reading the weights. One product with this matrix reads them once, in one
         pass, where `torch.lstm_cell` makes two products. `row_major_inputs=True` (for 1 or 2 rows) makes it a
         contiguous `(C + H, 4H)` copy, which streams fastest for one or two rows; otherwise it is the transpose of a
-        contiguous `(4H, C + H)` copy, faster from four rows on (`benchmarks/README.md`). The copy is kept until
+        contiguous `(4H, C + H)` copy, faster from three or four rows on (`benchmarks/bench_decode_layout.py`). The copy is kept until
         the stack trains again and rebuilt whenever a weight changes. Call it without autograd (it is detached).
         """
         layer = self.layers[index]
