@@ -351,7 +351,7 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
         and position ids are dropped. A prompt that continues a non-empty cache is cut to the positions it has not
         seen.
         """
-        cache = kwargs.get(GENERATE_CACHE_NAME)
+        cache = kwargs.get("cache") if kwargs.get("cache") is not None else kwargs.get("cache_params")
         has_state = (
             isinstance(cache, RnnCache) and not cache.is_empty and kwargs.get("use_cache") is not False
         )
