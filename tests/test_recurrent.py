@@ -162,6 +162,7 @@ def test_cache_reorders_repeats_selects_and_detaches():
     selected.batch_select_indices(torch.tensor([1]))
     assert selected.batch_size == 1
     assert not cache.is_croppable
+    assert RnnCache(2, 1).detach().is_empty and RnnCache(2, 1).batch_size == -1  # nothing seen yet
     with pytest.raises(ValueError, match=r"holds 2 state tensor\(s\), got 1"):
         cache.update_layer_state(0, (h,))
 

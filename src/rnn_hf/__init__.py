@@ -26,6 +26,7 @@ from .modeling_rnn import (
     RnnModelOutput,
     RnnPreTrainedModel,
 )
+from .recurrent import RecurrentStack
 
 __version__ = "0.1.0"
 
@@ -44,6 +45,7 @@ for auto_class, model_class in AUTO_CLASSES.items():
     model_class.register_for_auto_class(auto_class.__name__)
 
 __all__ = [
+    "RecurrentStack",
     "RnnCache",
     "RnnCausalLMOutput",
     "RnnConfig",

@@ -146,9 +146,12 @@ class RnnCache(Cache):
 
     def detach(self) -> "RnnCache":
         """The same state cut from the autograd graph: truncated back-propagation through time."""
-        return RnnCache.from_layer_states(
-            [tuple(t.detach() for t in state) for state in self.layer_states], self.seen_tokens
-        )
+        cache = RnnCache(len(self.layers), self.layers[0].number_of_states)
+        for index, state in enumerate(self.layer_states):
+            if state is not None:
+                cache.update_layer_state(index, tuple(t.detach() for t in state))
+        cache.seen_tokens = self.seen_tokens
+        return cache
 
     def __repr__(self) -> str:
         state = self.layer_states[0] if self.layers else None
