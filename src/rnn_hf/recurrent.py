@@ -64,12 +64,6 @@ class RnnLayerState(LinearAttentionCacheLayerMixin):
             return None
         return tuple(self.recurrent_states[i] for i in range(self.number_of_states))
 
-    @property
-    def batch_size(self) -> int:
-        if not self.is_recurrent_states_initialized[0]:
-            raise AttributeError("the layer holds no state yet")
-        return self.recurrent_states[0].size(0)
-
     def crop(self, tokens_to_remove: int) -> None:
         raise NotImplementedError("A recurrent state cannot be cropped: it does not keep past positions.")
 
