@@ -12,6 +12,7 @@ outputs are zeros. Each row's present positions are gathered to the left (`Prese
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import nn
@@ -203,10 +204,14 @@ class PresentTokens:
         index = self.order[:, :, None].expand(-1, -1, hidden_states.size(2))
         return hidden_states.gather(1, index)
 
+    @cached_property
+    def inverse_order(self) -> torch.Tensor:  # (B, T) where each position went in `compact`
+        return self.order.argsort(dim=1)
+
     def restore(self, hidden_states: torch.Tensor) -> torch.Tensor:
         """Inverse of `compact`, with zeros at absent positions."""
-        inverse = self.order.argsort(dim=1)  # (B, T)
-        restored = hidden_states.gather(1, inverse[:, :, None].expand(-1, -1, hidden_states.size(2)))
+        index = self.inverse_order[:, :, None].expand(-1, -1, hidden_states.size(2))
+        restored = hidden_states.gather(1, index)
         return restored * self.mask[:, :, None].to(hidden_states.dtype)  # (B, T, C)
 
 
@@ -285,9 +290,8 @@ class RecurrentStack(nn.Module):
         )
         self.hidden_dropout = LockedDropout(hidden_dropout)
         self.weight_dropout = WeightDropout(weight_dropout)
-        self._fused_weights: dict[
-            tuple, tuple
-        ] = {}  # see `fused_step_weights`; not saved, rebuilt when stale
+        # see `fused_step_weights`: copies for inference steps, not saved, rebuilt when stale
+        self._fused_weights: dict[tuple, tuple] = {}
         self.init_weights()
 
     def train(self, mode: bool = True) -> "RecurrentStack":
