@@ -1,14 +1,16 @@
-"""Model cards: fill `model_cards/rnn_hf_model_card.md` with a run's real config, data, budget and metrics."""
+"""Model cards: fill the packaged `templates/model_card.md` with a run's config, data, budget and metrics."""
 
 import datetime
 import platform
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import torch
 from huggingface_hub import ModelCard, ModelCardData
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "rnn_hf_model_card.md"
+# Package data, read through importlib.resources: found wherever rnn_hf is installed (wheel, editable, zip).
+TEMPLATE = files("rnn_hf") / "templates" / "model_card.md"
 
 CONFIG_KEYS = (
     "cell_type", "vocab_size", "embedding_size", "hidden_size", "num_layers", "bidirectional",
@@ -75,7 +77,7 @@ def write_model_card(
     )
     card = ModelCard.from_template(
         card_data,
-        template_path=str(TEMPLATE),
+        template_str=TEMPLATE.read_text(encoding="utf-8"),
         model_name=Path(output_dir).resolve().name,
         summary=summary,
         architecture=ARCHITECTURES[task],
