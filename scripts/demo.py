@@ -8,8 +8,8 @@ Steps, each a real run of the project's scripts (so every printed number comes f
   3. scripts/finetune.py   --from_scratch: same network, same labels, random initial weights
   4. TF-IDF + logistic regression on the same labels, the classical baseline
 Then it samples text from the LM, draws runs/demo/demo.png and prints a table. On 2 CPU cores `make demo` from a
-fresh clone takes about 13 minutes (measured 2026-11-28: 12 min 50 s, of which 669 s in this script; the rest builds
-the venv); with a GPU the same steps simply run faster.
+fresh clone takes about 15 minutes, the venv included (the README has the measured time); with a GPU the same
+steps simply run faster.
 """
 
 import argparse
@@ -31,16 +31,13 @@ def run(script: str, args: list[str]) -> None:
         raise SystemExit(f"demo: {script} failed (see above)")
 
 
-def tfidf_accuracy(num_labeled_per_class: int, seed: int) -> float:
+def tfidf_accuracy(lm_dir: Path, num_labeled_per_class: int, seed: int) -> float:
     """TF-IDF + logistic regression on the same labeled documents and the same held-out test documents."""
-    # The study's baseline (scripts/label_efficiency.py), so the demo and the study report the same model.
-    from label_efficiency import tfidf_logistic_regression
+    from rnn_hf.training import DataArguments, load_finetuning_data
+    from rnn_hf.training.label_efficiency import baseline_method  # the study's baseline: the same model
 
-    from rnn_hf.data import load_text_dataset, sample_per_class, split_by_document
-
-    splits = split_by_document(load_text_dataset()["train"], test_size=0.2, validation_size=0.1, seed=0)
-    labeled = sample_per_class(splits["train"], num_labeled_per_class, seed=seed)
-    return tfidf_logistic_regression(labeled, splits["test"])["accuracy"]
+    data = load_finetuning_data(DataArguments(), lm_dir)
+    return baseline_method(data).run(str(num_labeled_per_class), seed)["accuracy"]
 
 
 def sample_text(model_dir: Path, prompt: str, seed: int) -> str:
@@ -111,19 +108,13 @@ def main():
     start = time.time()
 
     # Independent blocks, not truncated BPTT: each block starts from a zero state, as each document does when the
-    # classifier reads it, and the shuffled blocks make less correlated batches. Fine-tuned with 10 labels per
-    # class (seeds 0, 1, 2), an 8-minute LM gave 62.5 / 66.5 / 61.3% trained on blocks (520 steps) and
-    # 58.4 / 61.8 / 55.3% with the state carried through the text (520 steps, the former demo).
+    # classifier reads it, and the shuffled blocks make less correlated batches (they fine-tuned better: README).
     pretrain_args = ["--objective", "clm", "--output_dir", str(lm_dir), "--seed", str(args.seed),
                      "--max_train_steps", str(args.pretrain_steps), "--max_train_minutes", str(args.pretrain_minutes),
                      "--per_device_train_batch_size", "16", "--learning_rate", "3e-3",
-                     "--no-eval_each_epoch"]  # fmt: skip
-    # One held-out evaluation, at the end: each costs ~25 s of the time cap, ~25 more steps of pretraining.
-    # No dropout: about one pass over the corpus does not overfit, and the AWD dropouts cost perplexity there
-    # (benchmarks/bench_lm.py, 300 steps: 466 with them, 418 without).
-    from rnn_hf.configuration_rnn import BACKBONE_DROPOUT_ARGUMENTS
-
-    pretrain_args += [f"--{name}=0" for name in BACKBONE_DROPOUT_ARGUMENTS]
+                     "--no_eval_each_epoch"]  # fmt: skip
+    # One held-out evaluation, at the end: each costs part of the time cap. No dropout (pretrain.py's default):
+    # about one pass over the corpus does not overfit, and the AWD dropouts cost perplexity there (CHANGELOG).
     # 128 tokens, as in the label-efficiency study: the demo is one of its cells (other LM, seed 0)
     finetune_args = ["--num_labeled_per_class", str(args.num_labeled_per_class), "--seed", str(args.seed),
                      "--max_seq_length", "128"]  # fmt: skip
@@ -145,7 +136,7 @@ def main():
     accuracies = {
         "pretrained LSTM": pretrained["accuracy"],
         "LSTM from scratch": scratch["accuracy"],
-        "TF-IDF + log. reg.": tfidf_accuracy(args.num_labeled_per_class, args.seed),
+        "TF-IDF + log. reg.": tfidf_accuracy(lm_dir, args.num_labeled_per_class, args.seed),
     }
     prompt = "The government said"
     sample = sample_text(lm_dir, prompt, args.seed)

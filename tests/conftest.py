@@ -28,3 +28,35 @@ def word_tokenizer():
         mask_token="<mask>",
         unk_token="<unk>",
     )
+
+
+def make_tiny_checkpoint(directory):
+    """A tiny causal LM with a 500-token BPE tokenizer and split.json, as scripts/pretrain.py saves one: pretrained
+    on 300 BBC train documents of the default split (those digests go into split.json)."""
+    from rnn_hf import RnnConfig, RnnForCausalLM
+    from rnn_hf.data import DEFAULT_SPLIT, DocumentSplit, load_bbc_news, split_by_document, train_tokenizer
+
+    if (directory / "model.safetensors").is_file():  # built once per session, shared by the test modules
+        return directory
+    torch.manual_seed(1234)  # not the fine-tuning seed: a scratch model must not start from these weights
+    pretrained_on = split_by_document(load_bbc_news(), **DEFAULT_SPLIT)["train"].select(range(300))["text"]
+    tokenizer = train_tokenizer(pretrained_on, vocab_size=500)
+    config = RnnConfig(vocab_size=len(tokenizer), embedding_size=16, hidden_size=32, num_layers=2)
+    RnnForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    DocumentSplit.from_documents(pretrained_on, source="BBC News", **DEFAULT_SPLIT).save(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    return make_tiny_checkpoint(tmp_path_factory.getbasetemp() / "tiny_rnn_lm")
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from a second thread, and lose a lot when another process holds the other core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

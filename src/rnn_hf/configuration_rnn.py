@@ -60,15 +60,15 @@ class RnnConfig(PreTrainedConfig):
             Locked dropout on the output of the last recurrent layer, before any head.
         classifier_dropout (`float`, *optional*, defaults to 0.1):
             Dropout on the pooled (or per-token) features of the classification heads.
-        classifier_pooling (`str`, *optional*, defaults to `"last"`):
+        classifier_pooling (`str`, *optional*, defaults to `"concat"`):
             How [`RnnForSequenceClassification`] pools a sequence: `"last"` (the state at the last non-pad token;
             for a bidirectional model also the backward state at the first one), `"mean"` or `"max"` over non-pad
             positions, or `"concat"` (ULMFiT concat pooling: last, max and mean side by side).
-        classifier_hidden_size (`int`, *optional*):
+        classifier_hidden_size (`int`, *optional*, defaults to 50):
             With a width, [`RnnForSequenceClassification`] uses ULMFiT's head: norm -> dropout -> linear to this
-            width -> ReLU -> norm -> dropout -> linear (norm: `classifier_norm`). `None` (the default): dropout ->
-            linear.
-        classifier_norm (`str`, *optional*, defaults to `"layer"`):
+            width -> ReLU -> norm -> dropout -> linear (norm: `classifier_norm`). `None`: dropout -> linear.
+            The defaults (concat pooling, 50, batch norm) are the recipe `rnn_hf.training.finetune` uses.
+        classifier_norm (`str`, *optional*, defaults to `"batch"`):
             The normalization of ULMFiT's head: `"layer"` (per document, the same in training and inference) or
             `"batch"` (per feature, ULMFiT's own: it puts the last, max and mean pools, whose scales differ feature by
             feature, on one scale; a training batch of one document uses the running statistics).
@@ -77,15 +77,15 @@ class RnnConfig(PreTrainedConfig):
         embedding_init_range (`float`, *optional*, defaults to 1.0):
             Embedding weights are drawn uniformly from `[-embedding_init_range, embedding_init_range]`. AWD-LSTM's
             0.1 suits its SGD at learning rate 30; with Adam it leaves the first layer's inputs so small that the
-            model sits at the unigram plateau for a hundred steps (`benchmarks/bench_lm.py`: perplexity 1211 vs 840
-            after 120 steps).
+            model sits at the unigram plateau for a hundred steps (measured by `benchmarks/bench_lm.py`; the
+            figures are in the CHANGELOG).
         recurrent_initializer (`str`, *optional*, defaults to `"orthogonal"`):
             Initialization of the hidden-to-hidden matrices: `"orthogonal"` (each gate's block), `"xavier_uniform"`,
             or `"pytorch"` (PyTorch's own uniform initialization).
         forget_gate_bias (`float`, *optional*, defaults to 0.0):
             Initial bias of the LSTM forget gate (split between the input and hidden biases). Unused by the GRU.
             1.0 (Jozefowicz et al., 2015) helps long dependencies in long runs but learned slower in minutes-long
-            pretraining here (`benchmarks/bench_lm.py`: perplexity 840 vs 773 after 120 steps).
+            pretraining here (`benchmarks/bench_lm.py`; the figures are in the CHANGELOG).
         pad_token_id (`int`, *optional*, defaults to 0):
             Id of the padding token.
         bos_token_id (`int`, *optional*, defaults to 1):
@@ -124,9 +124,9 @@ class RnnConfig(PreTrainedConfig):
     weight_dropout: float = 0.0
     output_dropout: float = 0.0
     classifier_dropout: float = 0.1
-    classifier_pooling: str = "last"
-    classifier_hidden_size: int | None = None
-    classifier_norm: str = "layer"
+    classifier_pooling: str = "concat"
+    classifier_hidden_size: int | None = 50
+    classifier_norm: str = "batch"
     initializer_range: float = 0.02
     embedding_init_range: float = 1.0
     recurrent_initializer: str = "orthogonal"

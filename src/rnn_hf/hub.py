@@ -32,16 +32,30 @@ print(fill("The government said the <mask> would rise."))""",
 model = AutoModelForSequenceClassification.from_pretrained("{path}", trust_remote_code=True)
 classify = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained("{path}"))
 print(classify("Shares rose after the bank reported higher profits."))""",
+    "text-regression": """import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained("{path}")
+model = AutoModelForSequenceClassification.from_pretrained("{path}", trust_remote_code=True).eval()
+with torch.no_grad():
+    print(model(**tokenizer("A document to score.", return_tensors="pt")).logits.item())""",
+    "token-classification": """from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+model = AutoModelForTokenClassification.from_pretrained("{path}", trust_remote_code=True)
+tag = pipeline("token-classification", model=model, tokenizer=AutoTokenizer.from_pretrained("{path}"))
+print(tag("The Prime Minister visited London on Monday."))""",
 }
 ARCHITECTURES = {
     "causal-lm": "causal language model",
     "masked-lm": "bidirectional masked language model",
     "text-classification": "sequence classifier",
+    "text-regression": "sequence regressor",
+    "token-classification": "token classifier",
 }
 PIPELINE_TAGS = {
     "causal-lm": "text-generation",
     "masked-lm": "fill-mask",
     "text-classification": "text-classification",
+    "text-regression": "text-classification",  # the Hub has no regression tag: a one-output text classifier
+    "token-classification": "token-classification",
 }
 
 

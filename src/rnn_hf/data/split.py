@@ -85,11 +85,16 @@ class DocumentSplit:
             known.update(DEFAULT_SPLIT)
         return cls(**{"source": "unknown", **known})
 
+    def seen(self, texts: Iterable[str]) -> list[bool]:
+        """For each text, whether pretraining trained on it (a corpus may hold the same document twice: one copy
+        in its train split, one in its test split)."""
+        trained_on = set(self.trained_on)
+        return [document_digest(text) in trained_on for text in texts]
+
     def check_unseen(self, texts: Iterable[str], what: str = "test documents") -> None:
         """Raise a `DataError` if any of `texts` is a document pretraining trained on."""
-        trained_on = set(self.trained_on)
         texts = list(texts)
-        seen = sum(document_digest(text) in trained_on for text in texts)
+        seen = sum(self.seen(texts))
         if seen:
             raise DataError(
                 f"{seen} of the {len(texts)} {what} were in the pretraining text of this checkpoint "

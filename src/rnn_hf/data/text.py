@@ -132,18 +132,20 @@ def load_text_dataset(
     validation_file: str | None = None,
     text_column: str = "text",
     label_column: str | None = None,
+    validation_flag: str = "--validation_file",
 ) -> DatasetDict:
     """Load a text dataset the way `run_clm.py` does: a Hub dataset, local files, or by default BBC News.
 
     Local files may be `.txt` (documents separated by blank lines; without blank lines, one document per
     non-empty line), `.json`/`.jsonl` or `.csv`. The returned splits are those of the Hub dataset, or `train`
     (plus `validation` when `validation_file` is given). `text_column` is renamed to `text` and `label_column`
-    to `label`; string labels become a `ClassLabel` with sorted names shared by all splits.
+    to `label`; string labels become a `ClassLabel` with sorted names shared by all splits. `validation_flag`
+    names the validation file in error messages (fine-tuning calls it `--test_file`).
     """
     if dataset_name is not None and train_file is not None:
         raise DataError("pass either --dataset_name or --train_file, not both")
     if validation_file is not None and train_file is None:
-        raise DataError("--validation_file needs --train_file")
+        raise DataError(f"{validation_flag} needs --train_file")
 
     if dataset_name is not None:
         try:
@@ -157,7 +159,7 @@ def load_text_dataset(
     elif train_file is not None:
         files = {"train": ("--train_file", train_file)}
         if validation_file is not None:
-            files["validation"] = ("--validation_file", validation_file)
+            files["validation"] = (validation_flag, validation_file)
         splits = DatasetDict({split: _load_local_file(path, flag) for split, (flag, path) in files.items()})
         sources = {split: f"{flag} '{path}'" for split, (flag, path) in files.items()}
     else:

@@ -2,6 +2,16 @@
 label-efficiency studies. The scripts under `scripts/` only parse flags and call these."""
 
 from .cli import UserError, check_rnn_checkpoint, exit_on_user_error, parse_flags
+from .finetuning import (
+    TASKS,
+    DataArguments,
+    FinetuningData,
+    FinetuningTask,
+    ModelArguments,
+    UlmfitRecipe,
+    finetune,
+    load_finetuning_data,
+)
 from .pretraining import (
     OBJECTIVES,
     CausalLanguageModeling,
@@ -14,6 +24,14 @@ from .pretraining import (
 )
 
 __all__ = [
+    "TASKS",
+    "DataArguments",
+    "FinetuningData",
+    "FinetuningTask",
+    "ModelArguments",
+    "UlmfitRecipe",
+    "finetune",
+    "load_finetuning_data",
     "OBJECTIVES",
     "CausalLanguageModeling",
     "MaskedLanguageModeling",

@@ -56,11 +56,9 @@ def check_rnn_checkpoint(path: str | Path, flag: str = "--model_name_or_path") -
 
 
 def parse_flags(parser, argv: list[str]) -> tuple:
-    """`HfArgumentParser.parse_args_into_dataclasses`, with an unknown flag ending the script as argparse does
-    (usage and one error line, status 2) instead of a traceback. A dataclass's own check raises `UserError`."""
-    try:
-        return parser.parse_args_into_dataclasses(argv)
-    except UserError:
-        raise
-    except ValueError as err:
-        parser.error(str(err))
+    """`HfArgumentParser.parse_args_into_dataclasses`, with an unknown flag ending the script with one clear line
+    (a `UserError`) instead of a traceback; a dataclass's own checks raise `UserError` too."""
+    *parsed, remaining = parser.parse_args_into_dataclasses(argv, return_remaining_strings=True)
+    if remaining:
+        raise UserError(f"unrecognized arguments: {' '.join(remaining)} (see --help)")
+    return tuple(parsed)

@@ -1,0 +1,323 @@
+"""Label-efficiency studies as a library: a score against the number of labels, per method, over seeds.
+
+    from rnn_hf.training.label_efficiency import Method, label_efficiency
+    report = label_efficiency([tfidf, scratch, pretrained], ["10", "100", "all"], seeds=[0, 1, 2],
+                              work_dir="runs/le", output_dir="runs/le")
+
+A `Method` is a name, the settings it runs under and a function `(num_labels, seed) -> metrics`. Every run is
+appended to `<work_dir>/results.jsonl` with its settings: a rerun skips the runs already recorded under the same
+settings (an interrupted study resumes; a new checkpoint for one method reruns only that method) and leaves those
+made under other settings out of the report. The report is `<output_dir>/label_efficiency.md` (mean ± std tables
+of each metric, command, date, hardware, wall time) and `label_efficiency.png` (the first metric, ± std bands).
+
+`finetune_method` and `baseline_method` build the methods of a text study: an rnn_hf checkpoint fine-tuned with
+`finetune` (pretrained or from scratch), and TF-IDF + a linear model, the baseline users try first.
+"""
+
+import datetime
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import accuracy_score, f1_score
+from tqdm.auto import tqdm
+
+from ..data import sample_per_class
+from ..hub import hardware
+from .cli import UserError
+from .finetuning import (
+    DataArguments,
+    FinetuningData,
+    ModelArguments,
+    finetune,
+    recipe_training_arguments,
+    regression_metrics,
+)
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+LOWER_IS_BETTER = {"rmse", "mae", "loss"}
+
+
+@dataclass
+class Method:
+    name: str  # the key in results.jsonl
+    legend: str  # the column and legend title
+    run: Callable[[str, int], dict]  # (num_labels: "N" or "all", seed) -> metrics
+    settings: dict = field(default_factory=dict)  # what the runs depend on: another value reruns them
+
+
+class RunStore:
+    """`results.jsonl`: one record per run, keyed by method, labels, seed and settings."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.records = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+    @staticmethod
+    def key(method: str, num_labels: str, seed: int, settings: dict) -> tuple:
+        return method, num_labels, seed, json.dumps(settings, sort_keys=True)
+
+    def find(self, method: str, num_labels: str, seed: int, settings: dict) -> dict | None:
+        key = self.key(method, num_labels, seed, settings)
+        return next((r for r in self.records if self.key(r["method"], r["num_labels"], r["seed"],
+                                                         r.get("settings")) == key), None)  # fmt: skip
+
+    def add(self, record: dict) -> None:
+        self.records.append(record)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as file:
+            file.write(json.dumps(record) + "\n")
+
+
+def run_once(store: RunStore, method: Method, num_labels: str, seed: int) -> dict:
+    start = time.time()
+    metrics = method.run(num_labels, seed)
+    record = {"method": method.name, "num_labels": num_labels, "seed": seed, "wall_time_s": time.time() - start,
+              **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str, type(None)))},
+              "settings": method.settings}  # fmt: skip
+    store.add(record)
+    return record
+
+
+def summarize(records: list[dict], num_labels_list: list[str], methods: list[str], metric: str) -> dict:
+    """`{(method, N): (mean, std, count)}` of `metric` over seeds (sample std; 0 for a single seed)."""
+    table = {}
+    for method in methods:
+        for num_labels in num_labels_list:
+            values = [r[metric] for r in records if r["method"] == method and r["num_labels"] == num_labels]
+            if values:
+                std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+                table[method, num_labels] = (float(np.mean(values)), std, len(values))
+    return table
+
+
+def markdown_table(table: dict, num_labels_list: list[str], methods: list[Method], num_seeds: int, scale: float,
+                   all_size: float | None, unit: str) -> str:  # fmt: skip
+    """Mean ± std per cell; a cell with fewer seeds than the others says how many (`n=1`)."""
+    lines = [f"| {unit} | " + " | ".join(m.legend for m in methods) + " |", "|---|" + "---|" * len(methods)]
+    for num_labels in num_labels_list:
+        row = f"all (≈{all_size:.0f})" if num_labels == "all" and all_size else num_labels
+        cells = []
+        for method in methods:
+            mean, std, count = table.get((method.name, num_labels), (None, None, 0))
+            if mean is None:
+                cells.append("–")
+            elif count == 1 and num_seeds > 1:
+                cells.append(f"{scale * mean:.1f} (n=1)" if scale == 100 else f"{mean:.3f} (n=1)")
+            else:
+                text = (
+                    f"{scale * mean:.1f} ± {scale * std:.1f}" if scale == 100 else f"{mean:.3f} ± {std:.3f}"
+                )
+                cells.append(text + (f" (n={count})" if count < num_seeds else ""))
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def label_savings(table: dict, num_labels_list: list[str], methods: list[Method], metric: str) -> list[str]:
+    """Per pretrained method (any but `scratch` and the baseline): the fewest labels at which its mean reaches
+    that of the network from scratch with the most labels."""
+    counts = sorted(int(n) for n in num_labels_list if n != "all" and ("scratch", n) in table)
+    if not counts:
+        return []
+    most, lower = str(counts[-1]), metric in LOWER_IS_BETTER
+    target = table["scratch", most][0]
+    sentences = []
+    for method in (m for m in methods if m.name not in ("scratch", "baseline", "tfidf")):
+        reached = [n for n in sorted(int(n) for n in num_labels_list if n != "all") if (method.name, str(n)) in table
+                   and (table[method.name, str(n)][0] <= target if lower else table[method.name, str(n)][0] >= target)]  # fmt: skip
+        if reached:
+            sentences.append(f"- {method.legend}: {reached[0]} labels reach the network from scratch with {most} "
+                             f"({metric} {table[method.name, str(reached[0])][0]:.4g} vs {target:.4g}), "
+                             f"{int(most) / reached[0]:g}x fewer labels.")  # fmt: skip
+        else:
+            sentences.append(f"- {method.legend}: does not reach the network from scratch with {most} labels "
+                             f"({metric} {target:.4g}) at any N up to {most}.")  # fmt: skip
+    return sentences
+
+
+def plot(table: dict, num_labels_list: list[str], methods: list[Method], metric: str, all_size: float | None,
+         path: Path, x_label: str) -> None:  # fmt: skip
+    """The metric against labels (log axis), the mean with a ±std band per method."""
+    x_of = {n: (all_size or 2 * max([int(m) for m in num_labels_list if m != "all"] or [1])) if n == "all"
+            else float(n) for n in num_labels_list}  # fmt: skip
+    scale = 100 if metric not in LOWER_IS_BETTER and metric != "pearson" else 1
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for method in methods:
+        points = sorted(
+            (x_of[n], *table[method.name, n][:2]) for n in num_labels_list if (method.name, n) in table
+        )
+        if points:
+            x, mean, std = (np.array(column) for column in zip(*points, strict=True))
+            axes.plot(x, scale * mean, marker="o", label=method.legend)
+            axes.fill_between(x, scale * (mean - std), scale * (mean + std), alpha=0.2)
+    ticks = sorted(x_of.values())
+    axes.set_xscale("log")
+    axes.set_xticks(ticks)
+    axes.set_xticklabels(
+        [f"all\n(≈{x:.0f})" if n == "all" else f"{x:g}" for n, x in sorted(x_of.items(), key=lambda i: i[1])]
+    )
+    axes.minorticks_off()
+    axes.set(xlabel=x_label, ylabel=f"test {metric}" + (" (%)" if scale == 100 else ""))
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def label_efficiency(
+    methods: list[Method],
+    num_labels_list: list[str],
+    seeds: list[int],
+    work_dir: str | Path,
+    output_dir: str | Path,
+    metrics: tuple[str, ...] = ("accuracy", "macro_f1"),
+    title: str = "Label efficiency",
+    intro: list[str] | None = None,
+    x_label: str = "labeled training documents per class",
+    all_size: float | None = None,
+    report_only: bool = False,
+    command: str | None = None,
+    extra_runs: list[dict] | None = None,
+) -> Path:
+    """Run what `results.jsonl` lacks, then write the report; returns the path of the `.md` file.
+
+    `all_size` is the x position of "all" (e.g. labeled documents per class in the whole pool); `extra_runs` are
+    records that count towards the wall time without a cell (e.g. tuning runs).
+    """
+    start = time.time()
+    work_dir, output_dir = Path(work_dir), Path(output_dir)
+    store = RunStore(work_dir / "results.jsonl")
+    missing = [(method, n, seed) for n in num_labels_list for seed in seeds for method in methods
+               if store.find(method.name, n, seed, method.settings) is None]  # fmt: skip
+    if report_only:
+        print(
+            f"--report_only: {len(missing)} runs of this study are not recorded yet; reporting without them"
+        )
+        missing = []
+    progress = tqdm(missing, desc="label efficiency", unit="run")
+    for method, num_labels, seed in progress:
+        progress.set_postfix_str(f"{method.name} N={num_labels} seed={seed}")
+        run_once(store, method, num_labels, seed)
+
+    order = sorted(num_labels_list, key=lambda n: float("inf") if n == "all" else int(n))
+    records = [r for method in methods for n in order for seed in seeds
+               if (r := store.find(method.name, n, seed, method.settings)) is not None]  # fmt: skip
+    tables = {metric: summarize(records, order, [m.name for m in methods], metric) for metric in metrics}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    plot(
+        tables[metrics[0]], order, methods, metrics[0], all_size, output_dir / "label_efficiency.png", x_label
+    )
+    total = sum(r["wall_time_s"] for r in records + (extra_runs or []))
+    unit = "labels per class" if "per class" in x_label else "labels"
+    lines = [f"# {title}", "", *(intro or [])]
+    savings = label_savings(tables[metrics[0]], order, methods, metrics[0])
+    if savings:
+        lines += ["", f"## Labels saved by pretraining (mean {metrics[0]})", "", *savings]
+    for metric in metrics:
+        scale = 1 if metric in LOWER_IS_BETTER or metric in ("pearson", "spearman") else 100
+        lines += ["", f"## {metric}" + (" (%)" if scale == 100 else ""), "",
+                  markdown_table(tables[metric], order, methods, len(seeds), scale, all_size, unit)]  # fmt: skip
+    lines += [
+        "", f"![{metrics[0]} against labels](label_efficiency.png)", "", "## How this was measured", "",
+        *([f"- Command: `{command}`"] if command else []),
+        f"- Date: {datetime.date.today().isoformat()}",
+        f"- Hardware: {hardware()}",
+        f"- Seeds: {', '.join(str(s) for s in seeds)}",
+        f"- Wall time: {total / 60:.1f} min over {len(records) + len(extra_runs or [])} runs "
+        f"({(time.time() - start) / 60:.1f} min in this invocation; runs recorded in `{store.path}`).", "",
+    ]  # fmt: skip
+    report = output_dir / "label_efficiency.md"
+    report.write_text("\n".join(lines))
+    print(f"wrote {report} and {output_dir / 'label_efficiency.png'}")
+    return report
+
+
+# ---- the methods of a text study
+
+
+def draw(data: FinetuningData, task: str, num_labels: str, seed: int):
+    """The labeled documents of one run, drawn as `finetune` draws them (per class for single-label tasks)."""
+    if num_labels == "all":
+        return data.pool
+    if task == "single_label_classification":
+        return sample_per_class(data.pool, int(num_labels), seed=seed)
+    rows = np.random.default_rng(seed).choice(len(data.pool), size=int(num_labels), replace=False)
+    return data.pool.select(sorted(rows.tolist()))
+
+
+def baseline_method(data: FinetuningData, task: str = "single_label_classification") -> Method:
+    """Sublinear TF-IDF + an L2 logistic regression (classification) or ridge regression, scikit-learn defaults,
+    trained on all N labeled documents (it needs no validation set to stop early)."""
+
+    def run(num_labels: str, seed: int) -> dict:
+        labeled = draw(data, task, num_labels, seed)
+        vectorizer = TfidfVectorizer(sublinear_tf=True)
+        features = vectorizer.fit_transform(labeled["text"])
+        model = Ridge() if task == "regression" else LogisticRegression(max_iter=2000)
+        predicted = model.fit(features, labeled["label"]).predict(vectorizer.transform(data.test["text"]))
+        if task == "regression":
+            return {**regression_metrics(predicted, data.test["label"]), "num_train": len(labeled)}
+        return {"accuracy": float(accuracy_score(data.test["label"], predicted)),
+                "macro_f1": float(f1_score(data.test["label"], predicted, average="macro")), "num_train": len(labeled)}  # fmt: skip
+
+    legend = "TF-IDF + ridge regression" if task == "regression" else "TF-IDF + logistic regression"
+    return Method("tfidf", legend, run, {"task": task, "test": len(data.test)})
+
+
+def finetune_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData, work_dir: Path,
+                    task: str = "single_label_classification", from_scratch: bool = False, settings: dict | None = None,
+                    **training) -> Method:  # fmt: skip
+    """An rnn_hf checkpoint fine-tuned by `finetune` with the recipe's defaults; `training` overrides
+    `TrainingArguments` and `DataArguments` fields (`learning_rate`, `num_train_epochs`, `max_seq_length`)."""
+    max_seq_length = training.pop("max_seq_length", DataArguments.max_seq_length)
+
+    def run(num_labels: str, seed: int) -> dict:
+        run_dir = work_dir / f"{name}-n{num_labels}-seed{seed}"
+        count = None if num_labels == "all" else int(num_labels)
+        per_class = task == "single_label_classification"
+        data_args = DataArguments(task=task, max_seq_length=max_seq_length, num_labeled_per_class=count if per_class
+                                  else None, num_labeled=None if per_class else count)  # fmt: skip
+        metrics = finetune(ModelArguments(str(checkpoint), from_scratch=from_scratch), data_args,
+                           recipe_training_arguments(str(run_dir), quiet=True, seed=seed, **training), data=data)  # fmt: skip
+        shutil.rmtree(run_dir)  # the metrics are all a study needs; a model is tens of MB
+        best = metrics.pop("best_validation") or {}
+        return {**metrics, **{f"best_validation_{k}": v for k, v in best.items()}}
+
+    recorded = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length, **training,
+                **(settings or {})}  # fmt: skip
+    return Method(name, legend, run, recorded)
+
+
+def tune_learning_rate(method_factory: Callable[[float], Method], learning_rates: list[float], store_dir: Path,
+                       num_labels: str, seed: int, metric: str, report_only: bool = False) -> tuple[float, dict]:  # fmt: skip
+    """The learning rate whose run has the best validation `metric` at `num_labels`, seed `seed` (the validation
+    set is carved from the labeled documents: the test documents play no part). Returns `(rate, {rate: score})`."""
+    store, scores = RunStore(store_dir / "results.jsonl"), {}
+    for learning_rate in learning_rates:
+        method = method_factory(learning_rate)
+        record = store.find(method.name, num_labels, seed, method.settings)
+        if record is None:
+            if report_only:
+                raise UserError(
+                    f"--report_only: no recorded tuning run of {method.name} at lr {learning_rate:g}"
+                )
+            record = run_once(store, method, num_labels, seed)
+        score = record.get(f"best_validation_{metric}")
+        if score is None:
+            raise UserError(f"tuning {method.name}: no validation {metric} at {num_labels} labels (too few to carve "
+                            "a validation set out of)")  # fmt: skip
+        scores[learning_rate] = record
+    lower = metric in LOWER_IS_BETTER
+    best = min if lower else max  # ties go to the earlier rate
+    chosen = best(learning_rates, key=lambda lr: scores[lr][f"best_validation_{metric}"])
+    return chosen, scores

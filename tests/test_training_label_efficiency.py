@@ -1,0 +1,134 @@
+"""rnn_hf.training.label_efficiency: the study on a non-BBC regression set through the library, and
+scripts/label_efficiency.py --quick on BBC News in a subprocess (resumable, tuned learning rates)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnn_hf.data import DocumentSplit, load_trump_tweets
+from rnn_hf.training import DataArguments, load_finetuning_data
+from rnn_hf.training.label_efficiency import (
+    Method,
+    baseline_method,
+    finetune_method,
+    label_efficiency,
+    label_savings,
+    markdown_table,
+)
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "label_efficiency.py"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_study_of_a_regression_set_resumes_and_reports_rmse(tiny_checkpoint, tmp_path):
+    tweets = load_trump_tweets().shuffle(seed=0)
+    tweets.select(range(300)).to_csv(str(tmp_path / "train.csv"))
+    tweets.select(range(300, 380)).to_csv(str(tmp_path / "test.csv"))
+    data = load_finetuning_data(DataArguments(task="regression", train_file=str(tmp_path / "train.csv"),
+                                              test_file=str(tmp_path / "test.csv")), tiny_checkpoint)  # fmt: skip
+    methods = [baseline_method(data, "regression"),
+               finetune_method("clm", "pretrained causal LM", tiny_checkpoint, data, tmp_path / "work", "regression",
+                               num_train_epochs=1, max_seq_length=32)]  # fmt: skip
+    report = label_efficiency(methods, ["40", "20"], [0], tmp_path / "work", tmp_path / "out",
+                              metrics=("rmse", "pearson"), x_label="labeled training documents")  # fmt: skip
+    records = [json.loads(line) for line in (tmp_path / "work" / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["method"], r["num_labels"]) for r in records) == [("clm", "20"), ("clm", "40"),
+                                                                       ("tfidf", "20"), ("tfidf", "40")]  # fmt: skip
+    assert all(r["rmse"] > 0 and -1 <= r["pearson"] <= 1 for r in records)
+    text = report.read_text()
+    assert "| labels | TF-IDF + ridge regression | pretrained causal LM |" in text and "## rmse" in text
+    assert text.index("| 20 |") < text.index("| 40 |")  # rows in increasing N, whatever the run order
+    assert (tmp_path / "out" / "label_efficiency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A rerun runs nothing: every run is recorded under the same settings
+    never = [
+        Method(m.name, m.legend, lambda n, s: pytest.fail("reran a recorded run"), m.settings)
+        for m in methods
+    ]
+    label_efficiency(never, ["20", "40"], [0], tmp_path / "work", tmp_path / "out", metrics=("rmse",))
+
+
+def run_script(argv):
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *argv], capture_output=True, text=True, env=ENV, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
+    argv = ["--clm_checkpoint", str(tiny_checkpoint), "--quick", "--num_labels_list", "2", "--output_dir",
+            str(tmp_path / "results"), "--work_dir", str(tmp_path / "work"), "--learning_rates", "1e-4", "1e-2",
+            "--tune_num_labels", "25"]  # fmt: skip
+    run_script(argv)
+    report = (tmp_path / "results" / "label_efficiency.md").read_text()
+    assert (
+        "| labels per class | TF-IDF + logistic regression | RNN from scratch | pretrained causal LM |"
+        in report
+    )
+    assert "Hardware: " in report and "Quick mode" in report and "| 2 |" in report
+    records = [json.loads(line) for line in (tmp_path / "work" / "results.jsonl").read_text().splitlines()]
+    tuning = [r for r in records if r["num_labels"] == "25"]
+    assert sorted((r["method"], r["settings"]["learning_rate"]) for r in tuning) == [
+        ("clm", 1e-4), ("clm", 1e-2), ("scratch", 1e-4), ("scratch", 1e-2)]  # fmt: skip
+    for method in ("scratch", "clm"):
+        scores = {
+            r["settings"]["learning_rate"]: r["best_validation_accuracy"]
+            for r in tuning
+            if r["method"] == method
+        }
+        best = max(
+            scores, key=lambda lr: (scores[lr], -[1e-4, 1e-2].index(lr))
+        )  # ties: the first of the grid
+        (main_run,) = [r for r in records if r["method"] == method and r["num_labels"] == "2"]
+        assert main_run["settings"]["learning_rate"] == best
+    assert (
+        report.split("## Learning rates")[1].split("**Quick mode**")[0].count("**") == 4
+    )  # one bold per net
+    # Resumes: a rerun records nothing new; --report_only marks what is missing
+    before = (tmp_path / "work" / "results.jsonl").read_text()
+    run_script([*argv, "--report_only", "--num_labels_list", "2", "8"])
+    assert (tmp_path / "work" / "results.jsonl").read_text() == before
+    assert "| 8 | – | – | – |" in (tmp_path / "results" / "label_efficiency.md").read_text()
+    assert (
+        not list(Path("docs/results").glob("*.md"))
+        or "Quick mode" not in Path("docs/results/label_efficiency.md").read_text()
+    )  # fmt: skip  (the committed results are never touched)
+
+
+def test_label_savings_and_table_cells():
+    table = {("scratch", "10"): (0.3, 0, 3), ("scratch", "100"): (0.7, 0, 3), ("clm", "10"): (0.72, 0, 3),
+             ("clm", "100"): (0.9, 0, 3), ("mlm", "10"): (0.5, 0, 3), ("mlm", "100"): (0.69, 0, 3)}  # fmt: skip
+    methods = [Method(name, legend, None) for name, legend in
+               (("tfidf", "TF-IDF"), ("scratch", "scratch"), ("clm", "CLM"), ("mlm", "MLM"))]  # fmt: skip
+    clm, mlm = label_savings(table, ["10", "100", "all"], methods, "accuracy")
+    assert clm.startswith("- CLM: 10 labels reach") and "10x fewer" in clm
+    assert "MLM: does not reach the network from scratch with 100 labels" in mlm
+    rmse = label_savings(
+        {("scratch", "100"): (2.0, 0, 1), ("clm", "10"): (1.9, 0, 1)}, ["10", "100"], methods, "rmse"
+    )
+    assert rmse[0].startswith("- CLM: 10 labels reach")  # lower is better
+    cells = {
+        ("tfidf", "5"): (0.9, 0.01, 3),
+        ("tfidf", "all"): (0.98, 0.0, 1),
+        ("tfidf", "10"): (0.93, 0.02, 2),
+    }
+    text = markdown_table(cells, ["5", "10", "all"], methods[:1], 3, 100, 300.0, "labels per class")
+    assert (
+        "| 5 | 90.0 ± 1.0 |" in text
+        and "| 10 | 93.0 ± 2.0 (n=2) |" in text
+        and "| all (≈300) | 98.0 (n=1) |" in text
+    )
+
+
+def test_document_split_records_and_refuses(tmp_path):
+    split = DocumentSplit.from_documents(
+        ["a  b", "c"], source="x.txt", test_size=0.2, validation_size=0.1, seed=0
+    )
+    split.save(tmp_path)
+    loaded = DocumentSplit.load(tmp_path)
+    assert loaded == split and loaded.seen(["a b", "d"]) == [True, False]  # blind to whitespace
