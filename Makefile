@@ -56,7 +56,7 @@ study: venv
 		--max_train_steps 520 --max_train_minutes 9.5 --eval_steps 173 $(NO_DROPOUT)
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --clm_checkpoint runs/clm_blocks \
 		--scratch_checkpoint runs/clm_long --mlm_checkpoint runs/mlm --max_seq_length 128 \
-		--learning_rates 1e-3 5e-3 --num_labels_list 10 100 5 25 50 all
+		--learning_rates 1e-3 5e-3 --num_labels_list 10 100 5 25 50 all --output_dir docs/results
 
 bench: venv
 	$(BIN)/python benchmarks/bench_core.py

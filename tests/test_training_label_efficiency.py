@@ -60,6 +60,7 @@ def run_script(argv):
     return result
 
 
+@pytest.mark.slow  # ~1 minute: 9 fine-tunes in subprocesses; the library's own study test above is in the default suite
 def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     argv = ["--clm_checkpoint", str(tiny_checkpoint), "--quick", "--num_labels_list", "2", "--output_dir",
             str(tmp_path / "results"), "--work_dir", str(tmp_path / "work"), "--learning_rates", "1e-4", "1e-2",

@@ -11,6 +11,7 @@ An objective is a `PretrainingObjective`: it turns token ids into training batch
 adds up held-out totals. `OBJECTIVES` maps names to classes; `register_objective` adds one.
 """
 
+import gc
 import json
 import math
 import time
@@ -499,6 +500,7 @@ def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
         )
 
     result = training_loop(model, optimizer, scheduler, objective, accelerator, args, output_dir)
+    del optimizer, scheduler  # the model goes in `leave_together`, after saving
 
     # Save: weights, tokenizer, what pretraining saw (split.json), results and a model card with the measured numbers.
     accelerator.wait_for_everyone()
@@ -538,4 +540,22 @@ def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
             datasets=[args.dataset_name] if args.dataset_name else None,
         )
         accelerator.print(f"saved model, tokenizer and model card to {output_dir}")
+    del model  # the DDP wrapper and its reducer: `leave_together` frees them on every process at once
+    leave_together(accelerator)
     return result["eval"]
+
+
+def leave_together(accelerator: Accelerator) -> None:
+    """Tear the process group down on every process at once, while all are alive.
+
+    Left to the interpreter's exit, a process could free its DDP model (and with it the gloo process group) after
+    its peer had exited, and hang forever in gloo's destructor: seen under load, the last process of a 2-process
+    run waited in `~ProcessGroupGloo` once the first had saved the model and left.
+    """
+    if accelerator.num_processes == 1 or not torch.distributed.is_initialized():
+        return
+    accelerator.wait_for_everyone()  # the main process has saved
+    accelerator.free_memory()  # drops the accelerator's references to the prepared model and optimizer
+    gc.collect()  # ... so that the DDP reducer goes now, while every peer is still here
+    accelerator.wait_for_everyone()
+    torch.distributed.destroy_process_group()
