@@ -611,15 +611,13 @@ def load_model(model_args: ModelArguments, task: FinetuningTask, checkpoint: Pat
                      classifier_norm=model_args.classifier_norm)  # fmt: skip
     if model_args.classifier_dropout is not None:
         overrides["classifier_dropout"] = model_args.classifier_dropout
-    if (
-        model_args.freeze_backbone
-    ):  # fixed features: `Trainer` puts the model in train mode, so no backbone dropout
+    # fixed features: `Trainer` puts the model in train mode, so no backbone dropout
+    if model_args.freeze_backbone:
         overrides.update(dict.fromkeys(BACKBONE_DROPOUT_ARGUMENTS, 0.0))
     if model_args.from_scratch:
         return task.model_class(AutoConfig.from_pretrained(checkpoint, **overrides))
-    verbosity = (
-        transformers.logging.get_verbosity()
-    )  # one line instead of transformers' table of unused weights
+    # one line below instead of transformers' table of unused weights
+    verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
     model, info = task.model_class.from_pretrained(checkpoint, output_loading_info=True, **overrides)
     transformers.logging.set_verbosity(verbosity)
@@ -722,6 +720,8 @@ def finetune(
     training_args = dataclasses.replace(
         training_args,
         output_dir=str(checkpoints_dir),
+        # the Hub repository is named after the user's folder, not the private one
+        hub_model_id=training_args.hub_model_id or (output_dir.name if training_args.push_to_hub else None),
         num_train_epochs=num_epochs,
         learning_rate=learning_rate,  # informative: the optimizer holds the rates
         eval_strategy="epoch" if validate else "no",
@@ -752,9 +752,7 @@ def finetune(
     test_metrics = trainer.evaluate(test_dataset, metric_key_prefix="test")
     wall_time = time.time() - start_time
     shutil.rmtree(checkpoints_dir)
-    trainer.args.output_dir = training_args.output_dir = str(
-        output_dir
-    )  # where the model goes (and the Hub push)
+    training_args.output_dir = str(output_dir)  # `trainer.args`: where the model goes (and the Hub push)
     trainer.save_model(str(output_dir))  # the best (or last) model and the tokenizer
 
     metrics = {name: test_metrics[f"test_{name}"] for name in task.headline_metrics}
