@@ -33,6 +33,7 @@ from rnn_hf.training.label_efficiency import (
     finetune_method,
     label_efficiency,
     tune_learning_rate,
+    unseen_by_every_checkpoint,
 )
 
 LEGENDS = {"scratch": "RNN from scratch", "clm": "pretrained causal LM", "mlm": "pretrained masked LM"}
@@ -99,10 +100,9 @@ def main(argv: list[str] | None = None) -> Path:
                                if args.scratch_checkpoint else next(iter(checkpoints.values()))), **checkpoints}  # fmt: skip
     data_args = DataArguments(task=args.task, train_file=args.train_file, test_file=args.test_file,
                               text_column=args.text_column, label_column=args.label_column)  # fmt: skip
-    # Every method sees the same labeled pool and test documents, checked against every checkpoint's split.json.
+    # Every method sees the same labeled pool and test documents, none of which any checkpoint pretrained on.
     data = load_finetuning_data(data_args, checkpoints["scratch"])
-    for checkpoint in checkpoints.values():
-        load_finetuning_data(data_args, checkpoint)
+    data = unseen_by_every_checkpoint(data, list(checkpoints.values()), refuse=args.test_file is not None)
     regression = args.task == "regression"
     work_dir = Path(args.work_dir)
     training = {

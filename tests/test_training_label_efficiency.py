@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rnn_hf.data import DocumentSplit, load_trump_tweets
+from rnn_hf.data import DataError, DocumentSplit, load_trump_tweets
 from rnn_hf.training import DataArguments, load_finetuning_data
 from rnn_hf.training.label_efficiency import (
     Method,
@@ -18,6 +18,7 @@ from rnn_hf.training.label_efficiency import (
     label_efficiency,
     label_savings,
     markdown_table,
+    unseen_by_every_checkpoint,
 )
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "label_efficiency.py"
@@ -133,3 +134,19 @@ def test_document_split_records_and_refuses(tmp_path):
     split.save(tmp_path)
     loaded = DocumentSplit.load(tmp_path)
     assert loaded == split and loaded.seen(["a b", "d"]) == [True, False]  # blind to whitespace
+
+
+def test_a_study_tests_on_documents_no_checkpoint_pretrained_on(tiny_checkpoint, tmp_path):
+    data = load_finetuning_data(DataArguments(), tiny_checkpoint)
+    other = tmp_path / "other"
+    other.mkdir()
+    DocumentSplit.from_documents(data.test["text"][:3], source="BBC News").save(
+        other
+    )  # pretrained on 3 of them
+    copies = sum(DocumentSplit.load(other).seen(data.test["text"]))  # 3 or more: the test split repeats a few
+    assert copies >= 3
+    common = unseen_by_every_checkpoint(data, [tiny_checkpoint, other], refuse=False)
+    assert len(common.test) == len(data.test) - copies and common.pool is data.pool
+    assert not any(DocumentSplit.load(other).seen(common.test["text"]))
+    with pytest.raises(DataError, match=f"{copies} of the"):
+        unseen_by_every_checkpoint(data, [tiny_checkpoint, other], refuse=True)

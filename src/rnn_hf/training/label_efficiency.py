@@ -29,7 +29,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, f1_score
 from tqdm.auto import tqdm
 
-from ..data import sample_per_class
+from ..data import DocumentSplit, sample_per_class
 from ..hub import hardware
 from .cli import UserError
 from .finetuning import (
@@ -253,6 +253,20 @@ def draw(data: FinetuningData, task: str, num_labels: str, seed: int):
         return sample_per_class(data.pool, int(num_labels), seed=seed)
     rows = np.random.default_rng(seed).choice(len(data.pool), size=int(num_labels), replace=False)
     return data.pool.select(sorted(rows.tolist()))
+
+
+def unseen_by_every_checkpoint(data: FinetuningData, checkpoints: list, refuse: bool) -> FinetuningData:
+    """`data` less the test documents any of `checkpoints` pretrained on (their `split.json`), so that every method
+    of a study is tested on the same documents, new to all of them. `refuse`: raise instead (the user's own test
+    documents are never dropped silently)."""
+    for checkpoint in checkpoints:
+        split = DocumentSplit.load(checkpoint)
+        if refuse:
+            split.check_unseen(data.test["text"])
+        seen = split.seen(data.test["text"])
+        data = FinetuningData(data.pool, data.test.select([row for row, was in enumerate(seen) if not was]),
+                              data.description)  # fmt: skip
+    return data
 
 
 def baseline_method(data: FinetuningData, task: str = "single_label_classification") -> Method:
