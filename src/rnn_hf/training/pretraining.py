@@ -169,6 +169,7 @@ class PretrainingObjective:
     ):
         self.args, self.tokenizer, self.accelerator = args, tokenizer, accelerator
         self.shard = dict(num_processes=accelerator.num_processes, process_index=accelerator.process_index)
+        self.device = accelerator.device
 
     @property
     def description(self) -> str:
@@ -219,8 +220,7 @@ class CausalLanguageModeling(PretrainingObjective):
         return "clm (truncated BPTT, state carried)" if self.args.tbptt else "clm"
 
     def prepare(self, train_ids, eval_ids):
-        args, device = self.args, self.accelerator.device
-        self.device = device
+        args = self.args
         train, held_out = token_stream(train_ids), token_stream(eval_ids)
         if args.tbptt:
             self.train_batches = StreamBatches(
@@ -270,7 +270,6 @@ class MaskedLanguageModeling(PretrainingObjective):
 
     def prepare(self, train_ids, eval_ids):
         args = self.args
-        self.device = self.accelerator.device
         train = token_stream(train_ids)
         blocks = train[: len(train) // args.block_size * args.block_size].view(-1, args.block_size)
         self.train_batches = BlockBatches(blocks, args.per_device_train_batch_size, args.seed, **self.shard)
