@@ -126,7 +126,7 @@ def label_savings(table: dict, num_labels_list: list[str], methods: list[Method]
     """Per pretrained method (any but `scratch` and the baseline): the fewest labels at which its mean reaches
     that of the network from scratch with the most labels."""
     counts = sorted(int(n) for n in num_labels_list if n != "all" and ("scratch", n) in table)
-    if not counts:
+    if len([n for n in num_labels_list if n != "all"]) < 2 or not counts:  # one N: nothing to trade
         return []
     most, lower = str(counts[-1]), metric in LOWER_IS_BETTER
     target = table["scratch", most][0]
