@@ -29,10 +29,11 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, f1_score
 from tqdm.auto import tqdm
 
-from ..data import DocumentSplit, sample_per_class
+from ..data import DocumentSplit
 from ..hub import hardware
 from .cli import UserError
 from .finetuning import (
+    TASKS,
     DataArguments,
     FinetuningData,
     ModelArguments,
@@ -45,6 +46,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 LOWER_IS_BETTER = {"rmse", "mae", "loss"}
+
+
+def percent_scale(metric: str) -> int:
+    """100 for a rate shown in % (accuracy, F1), 1 for an error or a correlation."""
+    return 1 if metric in LOWER_IS_BETTER or metric in ("pearson", "spearman") else 100
 
 
 @dataclass
@@ -149,7 +155,7 @@ def plot(table: dict, num_labels_list: list[str], methods: list[Method], metric:
     """The metric against labels (log axis), the mean with a ±std band per method."""
     x_of = {n: (all_size or 2 * max([int(m) for m in num_labels_list if m != "all"] or [1])) if n == "all"
             else float(n) for n in num_labels_list}  # fmt: skip
-    scale = 100 if metric not in LOWER_IS_BETTER and metric != "pearson" else 1
+    scale = percent_scale(metric)
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for method in methods:
         points = sorted(
@@ -224,7 +230,7 @@ def label_efficiency(
     if savings:
         lines += ["", f"## Labels saved by pretraining (mean {metrics[0]})", "", *savings]
     for metric in metrics:
-        scale = 1 if metric in LOWER_IS_BETTER or metric in ("pearson", "spearman") else 100
+        scale = percent_scale(metric)
         lines += ["", f"## {metric}" + (" (%)" if scale == 100 else ""), "",
                   markdown_table(tables[metric], order, methods, len(seeds), scale, all_size, unit)]  # fmt: skip
     lines += [
@@ -245,14 +251,14 @@ def label_efficiency(
 # ---- the methods of a text study
 
 
-def draw(data: FinetuningData, task: str, num_labels: str, seed: int):
-    """The labeled documents of one run, drawn as `finetune` draws them (per class for single-label tasks)."""
-    if num_labels == "all":
-        return data.pool
-    if task == "single_label_classification":
-        return sample_per_class(data.pool, int(num_labels), seed=seed)
-    rows = np.random.default_rng(seed).choice(len(data.pool), size=int(num_labels), replace=False)
-    return data.pool.select(sorted(rows.tolist()))
+def study_data_args(
+    task: str, num_labels: str, max_seq_length: int = DataArguments.max_seq_length
+) -> DataArguments:
+    """The `DataArguments` of one run with N labels ("all": the whole pool): per class for single-label tasks."""
+    count = None if num_labels == "all" else int(num_labels)
+    per_class = task == "single_label_classification"
+    return DataArguments(task=task, max_seq_length=max_seq_length, num_labeled_per_class=count if per_class else None,
+                         num_labeled=None if per_class else count)  # fmt: skip
 
 
 def unseen_by_every_checkpoint(data: FinetuningData, checkpoints: list, refuse: bool) -> FinetuningData:
@@ -261,9 +267,9 @@ def unseen_by_every_checkpoint(data: FinetuningData, checkpoints: list, refuse: 
     documents are never dropped silently)."""
     for checkpoint in checkpoints:
         split = DocumentSplit.load(checkpoint)
-        if refuse:
-            split.check_unseen(data.test["text"])
         seen = split.seen(data.test["text"])
+        if refuse and any(seen):
+            split.check_unseen(data.test["text"])  # raises, saying how many
         data = FinetuningData(data.pool, data.test.select([row for row, was in enumerate(seen) if not was]),
                               data.description)  # fmt: skip
     return data
@@ -274,7 +280,8 @@ def baseline_method(data: FinetuningData, task: str = "single_label_classificati
     trained on all N labeled documents (it needs no validation set to stop early)."""
 
     def run(num_labels: str, seed: int) -> dict:
-        labeled = draw(data, task, num_labels, seed)
+        # the documents `finetune` draws for the same N and seed
+        labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
         vectorizer = TfidfVectorizer(sublinear_tf=True)
         features = vectorizer.fit_transform(labeled["text"])
         model = Ridge() if task == "regression" else LogisticRegression(max_iter=2000)
@@ -297,11 +304,8 @@ def finetune_method(name: str, legend: str, checkpoint: str | Path, data: Finetu
 
     def run(num_labels: str, seed: int) -> dict:
         run_dir = work_dir / f"{name}-n{num_labels}-seed{seed}"
-        count = None if num_labels == "all" else int(num_labels)
-        per_class = task == "single_label_classification"
-        data_args = DataArguments(task=task, max_seq_length=max_seq_length, num_labeled_per_class=count if per_class
-                                  else None, num_labeled=None if per_class else count)  # fmt: skip
-        metrics = finetune(ModelArguments(str(checkpoint), from_scratch=from_scratch), data_args,
+        metrics = finetune(ModelArguments(str(checkpoint), from_scratch=from_scratch),
+                           study_data_args(task, num_labels, max_seq_length),
                            recipe_training_arguments(str(run_dir), quiet=True, seed=seed, **training), data=data)  # fmt: skip
         shutil.rmtree(run_dir)  # the metrics are all a study needs; a model is tens of MB
         best = metrics.pop("best_validation") or {}

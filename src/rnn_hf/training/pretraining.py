@@ -324,13 +324,18 @@ def check_finite(loss: torch.Tensor, accelerator: Accelerator, step: int) -> Non
         )
 
 
+def planned_steps(args: PretrainingArguments, objective: PretrainingObjective) -> tuple[int, int]:
+    """`(optimizer steps per epoch, optimizer steps in all)`: what the schedule and the loop both plan for."""
+    steps_per_epoch = math.ceil(len(objective.train_batches) / args.gradient_accumulation_steps)
+    return steps_per_epoch, args.max_train_steps or args.num_train_epochs * steps_per_epoch
+
+
 def training_loop(model, optimizer, scheduler, objective, accelerator, args, output_dir: Path) -> dict:
     """The one loop: accumulation, clipping, held-out evaluation, checkpoints, exact resume, progress, metrics.
 
     Returns `{"steps", "train_seconds", "stopped_early", "eval": last held-out metrics}`.
     """
-    steps_per_epoch = math.ceil(len(objective.train_batches) / args.gradient_accumulation_steps)
-    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
+    steps_per_epoch, max_train_steps = planned_steps(args, objective)
     num_epochs = math.ceil(max_train_steps / steps_per_epoch)
     completed_steps, start_epoch, start_batch, carried = 0, 0, 0, None
     checkpoints_dir = output_dir / "checkpoints"
@@ -488,9 +493,9 @@ def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]  # fmt: skip
     optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
-    steps_per_epoch = math.ceil(len(objective.train_batches) / args.gradient_accumulation_steps)
-    max_train_steps = args.max_train_steps or args.num_train_epochs * steps_per_epoch
-    scheduler = get_scheduler(args.lr_scheduler_type, optimizer, args.num_warmup_steps, max_train_steps)
+    scheduler = get_scheduler(
+        args.lr_scheduler_type, optimizer, args.num_warmup_steps, planned_steps(args, objective)[1]
+    )
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     if args.report_to != "none":
