@@ -10,11 +10,12 @@ from transformers import (
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
+    AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
 
-from .configuration_rnn import RnnConfig
+from .configuration_rnn import RnnConfig, RnnSeq2SeqConfig
 from .modeling_rnn import (
     RnnCache,
     RnnCausalLMOutput,
@@ -26,6 +27,8 @@ from .modeling_rnn import (
     RnnModelOutput,
     RnnPreTrainedModel,
 )
+from .modeling_rnn_seq2seq import RnnForSeq2SeqLM, RnnSeq2SeqLMOutput
+from .pipelines import Text2TextGenerationPipeline
 from .recurrent import RecurrentStack
 
 __version__ = "0.1.0"
@@ -44,6 +47,11 @@ for auto_class, model_class in AUTO_CLASSES.items():
     auto_class.register(RnnConfig, model_class, exist_ok=True)
     model_class.register_for_auto_class(auto_class.__name__)
 
+AutoConfig.register(RnnSeq2SeqConfig.model_type, RnnSeq2SeqConfig, exist_ok=True)
+RnnSeq2SeqConfig.register_for_auto_class()
+AutoModelForSeq2SeqLM.register(RnnSeq2SeqConfig, RnnForSeq2SeqLM, exist_ok=True)
+RnnForSeq2SeqLM.register_for_auto_class("AutoModelForSeq2SeqLM")
+
 __all__ = [
     "RecurrentStack",
     "RnnCache",
@@ -51,9 +59,13 @@ __all__ = [
     "RnnConfig",
     "RnnForCausalLM",
     "RnnForMaskedLM",
+    "RnnForSeq2SeqLM",
     "RnnForSequenceClassification",
     "RnnForTokenClassification",
     "RnnModel",
     "RnnModelOutput",
     "RnnPreTrainedModel",
+    "RnnSeq2SeqConfig",
+    "RnnSeq2SeqLMOutput",
+    "Text2TextGenerationPipeline",
 ]

@@ -1,5 +1,5 @@
-"""Building blocks more than one model family shares: sequence pooling, ULMFiT's classification head, and the
-bridge from an encoder's final state to a decoder's initial state."""
+"""Building blocks more than one model family shares: sequence pooling, ULMFiT's classification head, attention over
+encoder outputs, and the bridge from an encoder's final state to a decoder's initial state."""
 
 import torch
 from torch import nn
@@ -108,6 +108,66 @@ class RnnClassificationHead(nn.Module):
         return self.out_proj(self.dropout(self.hidden_norm(hidden)))
 
 
+class RnnAttention(nn.Module):
+    """Attention of decoder states over encoder outputs: Luong's `"dot"` and `"general"` scores or Bahdanau's
+    `"additive"` one, a softmax over the present source positions, and the weighted sum of the encoder outputs.
+
+    Args:
+        query_size (`int`): Width of the decoder states.
+        key_size (`int`): Width of the encoder outputs.
+        attention_type (`str`): `"dot"`, `"general"` or `"additive"`.
+        attention_size (`int`, *optional*): Width of the additive score's hidden layer.
+    """
+
+    def __init__(
+        self, query_size: int, key_size: int, attention_type: str, attention_size: int | None = None
+    ):
+        super().__init__()
+        self.attention_type = attention_type
+        if attention_type == "dot":
+            if query_size != key_size:
+                raise ValueError(f"Dot attention needs equal widths, got {query_size} and {key_size}.")
+        elif attention_type == "general":
+            self.query_projection = nn.Linear(query_size, key_size, bias=False)
+        elif attention_type == "additive":
+            attention_size = attention_size or query_size
+            self.query_projection = nn.Linear(query_size, attention_size, bias=False)
+            self.key_projection = nn.Linear(key_size, attention_size)
+            self.score = nn.Linear(attention_size, 1, bias=False)
+        else:
+            raise ValueError(
+                f"`attention_type` must be 'dot', 'general' or 'additive', got {attention_type!r}."
+            )
+
+    def prepare_keys(self, keys: torch.Tensor) -> torch.Tensor | None:
+        """What every decoding step reuses: the additive score's projection of the encoder outputs (B, S, A)."""
+        return self.key_projection(keys) if self.attention_type == "additive" else None
+
+    def forward(
+        self,
+        queries: torch.Tensor,  # (B, T, Q)
+        keys: torch.Tensor,  # (B, S, K)
+        mask: torch.Tensor | None,  # (B, S) bool: True where the source position is present
+        prepared_keys: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the contexts (B, T, K) and the attention weights (B, T, S)."""
+        if self.attention_type == "additive":
+            prepared_keys = prepared_keys if prepared_keys is not None else self.prepare_keys(keys)
+            hidden = torch.tanh(
+                self.query_projection(queries)[:, :, None] + prepared_keys[:, None]
+            )  # (B, T, S, A)
+            scores = self.score(hidden).squeeze(-1)  # (B, T, S)
+        else:
+            projected = (
+                queries if self.attention_type == "dot" else self.query_projection(queries)
+            )  # (B, T, K)
+            scores = projected @ keys.transpose(1, 2)  # (B, T, S)
+        if mask is not None:
+            scores = scores.masked_fill(~mask[:, None, :], torch.finfo(scores.dtype).min)
+        weights = torch.softmax(scores, dim=-1)  # (B, T, S)
+        return weights @ keys, weights
+
+
 class StateBridge(nn.Module):
     """An encoder's final state -> a decoder's initial state (OpenNMT's bridge).
 
@@ -145,6 +205,7 @@ class StateBridge(nn.Module):
 
 __all__ = [
     "BatchNormOrRunning",
+    "RnnAttention",
     "DecodingLinear",
     "POOLING_TYPES",
     "RnnClassificationHead",

@@ -68,17 +68,17 @@ class RnnCausalLMOutput(ModelOutput):
 # Input checks: bad input gets a ValueError that names the argument, never an index error deep inside torch.
 
 
-def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
+def check_input_ids(input_ids: torch.Tensor, vocab_size: int, name: str = "input_ids") -> None:
     if input_ids.dim() != 2:
         raise ValueError(
-            f"`input_ids` must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}."
+            f"`{name}` must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}."
         )
     if input_ids.numel() == 0:
-        raise ValueError(f"`input_ids` is empty (shape {tuple(input_ids.shape)}): give at least one token.")
+        raise ValueError(f"`{name}` is empty (shape {tuple(input_ids.shape)}): give at least one token.")
     low, high = torch.aminmax(input_ids)
     if bool((low < 0) | (high >= vocab_size)):  # one synchronization per call: it runs at every decoding step
         bad = int(low) if low < 0 else int(high)
-        raise ValueError(f"`input_ids` contains id {bad}, outside the vocabulary range [0, {vocab_size}).")
+        raise ValueError(f"`{name}` contains id {bad}, outside the vocabulary range [0, {vocab_size}).")
 
 
 def check_same_shape(name: str, tensor: torch.Tensor | None, reference: torch.Size) -> None:

@@ -89,17 +89,23 @@ class RnnCache(Cache):
 
     Args:
         num_layers (`int`): Number of recurrent layers.
-        states_per_layer (`int`, *optional*, defaults to 2): 2 for an LSTM (h and c), 1 for a GRU.
+        states_per_layer (`int` or `list[int]`, *optional*, defaults to 2): 2 for an LSTM (h and c), 1 for a GRU;
+            a list gives each layer its own count (a decoder keeps its input-feeding vector as one more layer).
     """
 
-    def __init__(self, num_layers: int, states_per_layer: int = 2):
-        super().__init__(layers=[RnnLayerState(number_of_states=states_per_layer) for _ in range(num_layers)])
+    def __init__(self, num_layers: int, states_per_layer: int | list[int] = 2):
+        counts = (
+            [states_per_layer] * num_layers if isinstance(states_per_layer, int) else list(states_per_layer)
+        )
+        if len(counts) != num_layers:
+            raise ValueError(f"`states_per_layer` lists {len(counts)} layers, `num_layers` is {num_layers}.")
+        super().__init__(layers=[RnnLayerState(number_of_states=count) for count in counts])
         self.seen_tokens = 0
 
     @classmethod
     def from_layer_states(cls, layer_states: list[LayerState], seen_tokens: int = 0) -> "RnnCache":
         """A cache holding the given per-layer states (each tensor `(batch_size, num_directions, hidden_size)`)."""
-        cache = cls(len(layer_states), len(layer_states[0]))
+        cache = cls(len(layer_states), [len(state) for state in layer_states])
         for index, state in enumerate(layer_states):
             cache.update_layer_state(index, state)
         cache.seen_tokens = seen_tokens
@@ -141,7 +147,7 @@ class RnnCache(Cache):
 
     def detach(self) -> "RnnCache":
         """The same state cut from the autograd graph: truncated back-propagation through time."""
-        cache = RnnCache(len(self.layers), self.layers[0].number_of_states)
+        cache = RnnCache(len(self.layers), [layer.number_of_states for layer in self.layers])
         for index, state in enumerate(self.layer_states):
             if state is not None:
                 cache.update_layer_state(index, tuple(t.detach() for t in state))
