@@ -247,7 +247,9 @@ def test_seq2seq_trainer_trains_and_evaluates_with_generate(tmp_path, word_token
         predictions = word_tokenizer.batch_decode(prediction.predictions, skip_special_tokens=True)
         labels = prediction.label_ids.clip(min=0)
         references = word_tokenizer.batch_decode(labels, skip_special_tokens=True)
-        return {"exact_match": sum(p == r for p, r in zip(predictions, references, strict=True)) / len(references)}
+        return {
+            "exact_match": sum(p == r for p, r in zip(predictions, references, strict=True)) / len(references)
+        }
 
     trainer = Seq2SeqTrainer(
         model=model,

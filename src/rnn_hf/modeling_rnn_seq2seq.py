@@ -177,7 +177,9 @@ class RnnAttentionDecoder(nn.Module):
         cache.update_layer_state(stack.num_layers, (feed[:, None],))
         hidden_states = None
         if output_hidden_states:
-            hidden_states = (embeds,) + tuple(torch.stack(per_layer, dim=1) for per_layer in zip(*layers, strict=True))
+            hidden_states = (embeds,) + tuple(
+                torch.stack(per_layer, dim=1) for per_layer in zip(*layers, strict=True)
+            )
         return DecoderOutput(
             torch.stack(attentionals, dim=1),
             torch.stack(tops, dim=1),
