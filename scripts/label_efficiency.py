@@ -36,7 +36,8 @@ from rnn_hf.training.label_efficiency import (
     unseen_by_every_checkpoint,
 )
 
-LEGENDS = {"scratch": "RNN from scratch", "clm": "pretrained causal LM", "mlm": "pretrained masked LM"}
+LEGENDS = {"scratch": "RNN from scratch", "clm": "pretrained causal LM", "mlm": "pretrained masked LM",
+           "sa": "pretrained sequence autoencoder"}  # fmt: skip
 
 
 def parse_args(argv):
@@ -44,8 +45,10 @@ def parse_args(argv):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     parser.add_argument("--clm_checkpoint", help="causal-LM checkpoint (scripts/pretrain.py)")
     parser.add_argument("--mlm_checkpoint", help="masked-LM checkpoint (scripts/pretrain.py)")
+    parser.add_argument("--sa_checkpoint", help="sequence-autoencoder checkpoint (pretrain.py --objective "
+                        "seq_autoencoder): its encoder starts the classifier")  # fmt: skip
     parser.add_argument("--scratch_checkpoint", help="config and tokenizer of the scratch network (default: the "
-                        "causal LM's, else the masked LM's)")  # fmt: skip
+                        "first checkpoint given, in the order causal LM, masked LM, autoencoder)")  # fmt: skip
     parser.add_argument("--task", default="single_label_classification",
                         choices=["single_label_classification", "regression"])  # fmt: skip
     parser.add_argument("--train_file", help="labeled documents (default: BBC News, pretraining's split)")
@@ -73,8 +76,8 @@ def parse_args(argv):
     )
     parser.add_argument("--report_only", action="store_true", help="run nothing: report the recorded runs")
     args = parser.parse_args(argv)
-    if args.clm_checkpoint is None and args.mlm_checkpoint is None:
-        parser.error("give --clm_checkpoint, --mlm_checkpoint or both")
+    if args.clm_checkpoint is None and args.mlm_checkpoint is None and args.sa_checkpoint is None:
+        parser.error("give at least one of --clm_checkpoint, --mlm_checkpoint and --sa_checkpoint")
     quick = {"num_labels_list": ["2", "4"], "seeds": [0], "max_seq_length": 64, "num_train_epochs": 1}
     full = {"num_labels_list": ["5", "10", "25", "50", "100", "all"], "seeds": [0, 1, 2]}
     for name, value in (quick if args.quick else full).items():
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> Path:
     args = parse_args(argv)
     datasets.disable_progress_bars()  # the run bar is the one progress bar
     checkpoints = {name: check_rnn_checkpoint(path, f"--{name}_checkpoint") for name, path in
-                   (("clm", args.clm_checkpoint), ("mlm", args.mlm_checkpoint)) if path}  # fmt: skip
+                   (("clm", args.clm_checkpoint), ("mlm", args.mlm_checkpoint), ("sa", args.sa_checkpoint))
+                   if path}  # fmt: skip
     checkpoints = {"scratch": (check_rnn_checkpoint(args.scratch_checkpoint, "--scratch_checkpoint")
                                if args.scratch_checkpoint else next(iter(checkpoints.values()))), **checkpoints}  # fmt: skip
     data_args = DataArguments(task=args.task, train_file=args.train_file, test_file=args.test_file,

@@ -27,6 +27,7 @@ VARIANTS = [  # (cell, attention, input feeding, bridge)
     ("lstm", "additive", False, True),
     ("gru", "dot", True, False),
     ("gru", "general", False, True),
+    ("lstm", "none", False, True),  # the sequence autoencoder: the bridge alone carries the source
 ]
 
 
@@ -425,6 +426,12 @@ def test_bad_input_gets_clear_errors(word_tokenizer):
         tiny_config(share_embeddings=True)
     with pytest.raises(ValueError, match="attention_type"):
         tiny_config(attention="cosine")
+    with pytest.raises(ValueError, match="through the bridge alone"):
+        tiny_config(attention="none", feed=True)
+    with pytest.raises(ValueError, match="no attention"):
+        tiny_model("lstm", "none", False)(
+            input_ids=source, labels=torch.ones(3, 2, dtype=torch.long), output_attentions=True
+        )
     # tokenizers whose special tokens disagree with the config
     config = tiny_config(vocab_size=99, target_vocab_size=99)
     check_tokenizers(config, word_tokenizer)

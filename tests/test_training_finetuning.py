@@ -150,6 +150,39 @@ def test_from_scratch_keeps_the_config_but_not_the_weights(tiny_checkpoint, tmp_
     assert pretrained.shape == scratch.shape and not torch.allclose(pretrained, scratch, atol=1e-2)
 
 
+def test_the_encoder_of_a_sequence_autoencoder_starts_the_classifier(tiny_checkpoint, tmp_path):
+    """Dai & Le: a seq2seq checkpoint (here a sequence autoencoder) fine-tunes through its encoder."""
+    import shutil
+
+    from rnn_hf import RnnForSeq2SeqLM, RnnSeq2SeqConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    config = RnnSeq2SeqConfig(vocab_size=len(tokenizer), embedding_size=16, hidden_size=16, decoder_hidden_size=24,
+                              attention_type="none", input_feeding=False, share_embeddings=True)  # fmt: skip
+    autoencoder_dir = tmp_path / "sa"
+    torch.manual_seed(5)
+    RnnForSeq2SeqLM(config).save_pretrained(autoencoder_dir)
+    tokenizer.save_pretrained(autoencoder_dir)
+    shutil.copy(tiny_checkpoint / "split.json", autoencoder_dir / "split.json")
+    metrics = finetune(ModelArguments(str(autoencoder_dir), freeze_backbone=True),
+                       DataArguments(num_labeled_per_class=2, max_seq_length=64), fast(tmp_path / "out"))  # fmt: skip
+    assert 0 <= metrics["accuracy"] <= 1 and metrics["num_test"] == 441
+    encoder, classifier = (
+        load_file(autoencoder_dir / "model.safetensors"),
+        load_file(tmp_path / "out" / "model.safetensors"),
+    )
+    for name in (
+        "embeddings.weight",
+        "recurrent.layers.0.weight_ih_l0",
+        "recurrent.layers.1.weight_hh_l0_reverse",
+    ):
+        assert torch.equal(encoder[f"encoder.{name}"], classifier[f"rnn.{name}"]), (
+            name
+        )  # frozen: still the encoder's
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert saved["model_type"] == "rnn" and saved["bidirectional"] and saved["hidden_size"] == 16
+
+
 def tweets_csv(directory: Path) -> tuple[Path, Path]:
     """300 labeled tweets to draw from and 100 held-out ones (a real regression target: ln(1 + retweets))."""
     tweets = load_trump_tweets().shuffle(seed=0)

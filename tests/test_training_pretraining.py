@@ -64,8 +64,9 @@ def weights(directory: Path) -> dict:
 @pytest.mark.parametrize(
     "objective_args",
     [["--objective", "clm", "--tbptt", "--embedding_dropout", "0.1", "--weight_dropout", "0.3"],
-     ["--objective", "mlm", "--input_dropout", "0.2"]],
-    ids=["clm-tbptt", "mlm"],
+     ["--objective", "mlm", "--input_dropout", "0.2"],
+     ["--objective", "seq_autoencoder", "--reverse_target", "--hidden_dropout", "0.1"]],
+    ids=["clm-tbptt", "mlm", "seq_autoencoder"],
 )  # fmt: skip
 def test_resumed_run_equals_uninterrupted_run(corpus, tmp_path, objective_args):
     common = ["--train_file", str(corpus / "train.txt"), "--tokenizer_name", str(corpus / "tokenizer"),
@@ -93,6 +94,8 @@ def test_resumed_run_equals_uninterrupted_run(corpus, tmp_path, objective_args):
     assert (tmp_path / "full" / "metrics.csv").read_text().count("eval") >= 1
     if "mlm" in objective_args:
         assert 0.0 <= results["eval_masked_accuracy"] <= 1.0
+    if "seq_autoencoder" in objective_args:
+        assert 0.0 <= results["eval_token_accuracy"] <= 1.0 and "encoder-decoder" in card
 
 
 def test_accelerate_launch_on_two_processes(corpus, tmp_path, monkeypatch):

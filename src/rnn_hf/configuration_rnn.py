@@ -196,7 +196,7 @@ class RnnConfig(PreTrainedConfig):
         return self.hidden_size * self.num_directions
 
 
-ATTENTION_TYPES = ("dot", "general", "additive")
+ATTENTION_TYPES = ("dot", "general", "additive", "none")
 SEQ2SEQ_AUTO_MAP = {
     "AutoConfig": "configuration_rnn.RnnSeq2SeqConfig",
     "AutoModelForSeq2SeqLM": "modeling_rnn_seq2seq.RnnForSeq2SeqLM",
@@ -238,7 +238,9 @@ class RnnSeq2SeqConfig(PreTrainedConfig):
             Number of decoder layers. None: `num_layers`.
         attention_type (`str`, *optional*, defaults to `"general"`):
             How a decoder state scores an encoder output: `"dot"` (their dot product; equal widths), `"general"`
-            (Luong: `h_t^T W h_s`) or `"additive"` (Bahdanau: `v^T tanh(W_q h_t + W_k h_s)`).
+            (Luong: `h_t^T W h_s`) or `"additive"` (Bahdanau: `v^T tanh(W_q h_t + W_k h_s)`). `"none"`: no
+            attention, the decoder reads the source only through the bridged final state (a sequence autoencoder,
+            Dai & Le 2015; needs `bridge=True` and `input_feeding=False`).
         attention_size (`int`, *optional*):
             Width of the additive attention's hidden layer. None: `decoder_hidden_size`.
         input_feeding (`bool`, *optional*, defaults to `True`):
@@ -360,6 +362,11 @@ class RnnSeq2SeqConfig(PreTrainedConfig):
         if self.attention_type not in ATTENTION_TYPES:
             raise ValueError(
                 f"`attention_type` must be one of {ATTENTION_TYPES}, got {self.attention_type!r}."
+            )
+        if self.attention_type == "none" and (self.input_feeding or not self.bridge):
+            raise ValueError(
+                "`attention_type='none'` reads the source through the bridge alone: set `bridge=True` and "
+                "`input_feeding=False` (there is no attentional vector to feed)."
             )
         if self.attention_type == "dot" and self.decoder_hidden_size != self.encoder_output_size:
             raise ValueError(

@@ -16,6 +16,9 @@ CONFIG_KEYS = (
     "cell_type", "vocab_size", "embedding_size", "hidden_size", "num_layers", "bidirectional",
     "tie_word_embeddings", "embedding_dropout", "input_dropout", "hidden_dropout", "weight_dropout",
     "output_dropout", "classifier_pooling", "num_labels",
+    # RnnSeq2SeqConfig
+    "target_vocab_size", "encoder_bidirectional", "decoder_embedding_size", "decoder_hidden_size",
+    "decoder_num_layers", "attention_type", "input_feeding", "bridge", "share_embeddings", "dropout", "lm_loss_weight",
 )  # fmt: skip
 
 USAGE = {
@@ -42,6 +45,11 @@ with torch.no_grad():
 model = AutoModelForTokenClassification.from_pretrained("{path}", trust_remote_code=True)
 tag = pipeline("token-classification", model=model, tokenizer=AutoTokenizer.from_pretrained("{path}"))
 print(tag("The Prime Minister visited London on Monday."))""",
+    "seq2seq": """import rnn_hf  # registers the "seq2seq-generation" pipeline (transformers 5 removed text2text-generation)
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
+model = AutoModelForSeq2SeqLM.from_pretrained("{path}")
+generate = pipeline("seq2seq-generation", model=model, tokenizer=AutoTokenizer.from_pretrained("{path}"))
+print(generate("In the beginning God created the heaven and the earth.", num_beams=4, max_new_tokens=60))""",
 }
 ARCHITECTURES = {
     "causal-lm": "causal language model",
@@ -49,6 +57,7 @@ ARCHITECTURES = {
     "text-classification": "sequence classifier",
     "text-regression": "sequence regressor",
     "token-classification": "token classifier",
+    "seq2seq": "encoder-decoder",
 }
 PIPELINE_TAGS = {
     "causal-lm": "text-generation",
@@ -56,6 +65,7 @@ PIPELINE_TAGS = {
     "text-classification": "text-classification",
     "text-regression": "text-classification",  # the Hub has no regression tag: a one-output text classifier
     "token-classification": "token-classification",
+    "seq2seq": "text2text-generation",
 }
 
 

@@ -85,7 +85,7 @@ class DecoderOutput:
     attentional: torch.Tensor  # (B, T, H): what the output layer reads
     top: torch.Tensor  # (B, T, H): the top recurrent layer alone (the auxiliary language model reads it)
     cache: RnnCache
-    attention_weights: torch.Tensor  # (B, T, S)
+    attention_weights: torch.Tensor | None  # (B, T, S); None without attention
     hidden_states: tuple[torch.Tensor, ...] | None
 
 
@@ -115,8 +115,10 @@ class RnnAttentionDecoder(nn.Module):
             forget_gate_bias=config.forget_gate_bias,
         )
         encoder_size = config.encoder_output_size
-        self.attention = RnnAttention(hidden, encoder_size, config.attention_type, config.attention_size)
-        self.combine = nn.Linear(encoder_size + hidden, hidden)
+        self.attention = self.combine = None
+        if config.attention_type != "none":
+            self.attention = RnnAttention(hidden, encoder_size, config.attention_type, config.attention_size)
+            self.combine = nn.Linear(encoder_size + hidden, hidden)
         self.bridge = (
             StateBridge(encoder_size, hidden, self.recurrent.states_per_layer) if config.bridge else None
         )
@@ -141,7 +143,9 @@ class RnnAttentionDecoder(nn.Module):
             cache.update_layer_state(stack.num_layers, (feed,))
         return cache
 
-    def attend(self, top, keys, source_mask, prepared_keys=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def attend(self, top, keys, source_mask, prepared_keys=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.attention is None:
+            return top, None
         context, weights = self.attention(top, keys, source_mask, prepared_keys)  # (B, T, K), (B, T, S)
         return top + torch.tanh(self.combine(torch.cat([context, top], dim=-1))), weights
 
@@ -522,6 +526,10 @@ class RnnForSeq2SeqLM(RnnSeq2SeqPreTrainedModel, GenerationMixin):
                 )
 
         new_cache = decoded.cache if use_cache else None
+        if output_attentions and decoded.attention_weights is None:
+            raise ValueError(
+                "This model has no attention (`attention_type='none'`): it cannot `output_attentions`."
+            )
         cross_attentions = (decoded.attention_weights[:, None],) if output_attentions else None
         output = RnnSeq2SeqLMOutput(
             loss=loss,

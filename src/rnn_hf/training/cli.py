@@ -46,9 +46,10 @@ def check_rnn_checkpoint(path: str | Path, flag: str = "--model_name_or_path") -
         raise UserError(
             f"{flag} '{path}' is not an rnn_hf model: config.json is not valid JSON ({err})"
         ) from None
-    if model_type != "rnn":
+    if model_type not in ("rnn", "rnn_seq2seq"):
         raise UserError(
-            f"{flag} '{path}' is not an rnn_hf model: its config.json has model_type={model_type!r}, not 'rnn'"
+            f"{flag} '{path}' is not an rnn_hf model: its config.json has model_type={model_type!r}, not 'rnn' "
+            "(or 'rnn_seq2seq', whose encoder is used)"
         )
     if not any((path / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
         raise UserError(f"{flag} '{path}' has a config but no weights (model.safetensors)")

@@ -46,10 +46,11 @@ from transformers import (
     set_seed,
 )
 
-from ..configuration_rnn import BACKBONE_DROPOUT_ARGUMENTS
+from ..configuration_rnn import BACKBONE_DROPOUT_ARGUMENTS, RnnConfig, RnnSeq2SeqConfig
 from ..data import DataError, DocumentSplit, load_text_dataset, sample_per_class, split_by_document
 from ..hub import write_model_card
 from ..modeling_rnn import RnnForSequenceClassification, RnnForTokenClassification
+from ..modeling_rnn_seq2seq import RnnForSeq2SeqLM
 from .cli import UserError, check_rnn_checkpoint
 from .ulmfit import (
     EarlyStoppingAfterUnfreezing,
@@ -614,6 +615,8 @@ def load_model(model_args: ModelArguments, task: FinetuningTask, checkpoint: Pat
     # fixed features: `Trainer` puts the model in train mode, so no backbone dropout
     if model_args.freeze_backbone:
         overrides.update(dict.fromkeys(BACKBONE_DROPOUT_ARGUMENTS, 0.0))
+    if isinstance(AutoConfig.from_pretrained(checkpoint), RnnSeq2SeqConfig):
+        return encoder_of_seq2seq(task, checkpoint, overrides, model_args.from_scratch, quiet)
     if model_args.from_scratch:
         return task.model_class(AutoConfig.from_pretrained(checkpoint, **overrides))
     # one line below instead of transformers' table of unused weights
@@ -629,6 +632,24 @@ def load_model(model_args: ModelArguments, task: FinetuningTask, checkpoint: Pat
         )
     if not quiet:
         print(f"loaded the backbone of {checkpoint}; new head, unused: {sorted(info['unexpected_keys'])}")
+    return model
+
+
+def encoder_of_seq2seq(
+    task: FinetuningTask, checkpoint: Path, overrides: dict, from_scratch: bool, quiet: bool
+):
+    """A classifier whose backbone is the encoder of a seq2seq checkpoint (a sequence autoencoder, a translation
+    model): Dai & Le's fine-tuning of a pretrained sequence autoencoder. The backbone's dropouts start at 0, as a
+    pretrained LM's do."""
+    seq2seq = RnnForSeq2SeqLM.from_pretrained(checkpoint)
+    settings = {**seq2seq.config.encoder_config().to_dict(), **dict.fromkeys(BACKBONE_DROPOUT_ARGUMENTS, 0.0)}
+    for name in ("model_type", "transformers_version", "auto_map", "architectures"):
+        settings.pop(name, None)
+    model = task.model_class(RnnConfig(**{**settings, **overrides}))
+    if not from_scratch:
+        model.rnn.load_state_dict(seq2seq.encoder.state_dict())
+        if not quiet:
+            print(f"loaded the encoder of {checkpoint} as the backbone; new head")
     return model
 
 

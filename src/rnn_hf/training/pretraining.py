@@ -32,11 +32,13 @@ from transformers import (
     get_scheduler,
 )
 
-from ..configuration_rnn import BACKBONE_DROPOUT_ARGUMENTS, RnnConfig
+from ..configuration_rnn import BACKBONE_DROPOUT_ARGUMENTS, RnnConfig, RnnSeq2SeqConfig
 from ..data import DocumentSplit, load_or_train_tokenizer, load_text_dataset, split_by_document
 from ..data.lm import token_stream, tokenize_documents
 from ..hub import write_model_card
 from ..modeling_rnn import RnnCache, RnnForCausalLM, RnnForMaskedLM
+from ..modeling_rnn_seq2seq import RnnForSeq2SeqLM
+from ..recurrent import reverse_rows
 from .batching import BlockBatches, HeldOutBlocks, HeldOutStream, StreamBatches, pad_blocks
 from .cli import UserError
 from .loop import MetricsLog, load_checkpoint, resolve_checkpoint, save_checkpoint
@@ -49,7 +51,9 @@ class PretrainingArguments:
     output_dir: str = field(
         metadata={"help": "where the model, tokenizer, split.json, card and checkpoints go"}
     )
-    objective: str = field(default="clm", metadata={"help": "a registered objective: clm or mlm"})
+    objective: str = field(
+        default="clm", metadata={"help": "a registered objective: clm, mlm or seq_autoencoder"}
+    )
     # data
     dataset_name: str | None = field(default=None, metadata={"help": "a Hub dataset (needs internet)"})
     dataset_config_name: str | None = None
@@ -85,6 +89,10 @@ class PretrainingArguments:
         },
     )
     mlm_probability: float = 0.15
+    reverse_target: bool = field(
+        default=False,
+        metadata={"help": "seq_autoencoder: reconstruct each span reversed (Dai & Le 2015; EncDec-AD)"},
+    )
     # model
     config_name: str | None = field(default=None, metadata={"help": "an RnnConfig json or directory"})
     cell_type: str = field(default="lstm", metadata={"choices": ["lstm", "gru"]})
@@ -188,6 +196,10 @@ class PretrainingObjective:
     def metrics(self, totals: torch.Tensor) -> dict:
         loss = (totals[0] / totals[1]).item()
         return {"loss": loss, "perplexity": math.exp(min(loss, 50))}
+
+    def build_config(self, tokenizer):
+        """The model's config: an `RnnConfig` from the flags (an objective with another model overrides this)."""
+        return build_config(self.args, tokenizer, type(self))
 
     def _add(self, totals: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         scored = labels != -100
@@ -299,6 +311,73 @@ class MaskedLanguageModeling(PretrainingObjective):
 
     def metrics(self, totals):
         return {**super().metrics(totals), "masked_accuracy": (totals[2] / totals[1]).item()}
+
+
+@register_objective("seq_autoencoder")
+class SequenceAutoencoding(PretrainingObjective):
+    """Dai & Le's sequence autoencoder: a bidirectional encoder reads a span of `block_size` tokens into its final
+    state, and a decoder with no attention rebuilds the span from that state alone (teacher forcing; reversed with
+    `reverse_target`). The model is an `RnnForSeq2SeqLM` (`attention_type="none"`, one shared vocabulary); its
+    encoder then initializes a classifier: `finetune` and the label-efficiency study take the checkpoint as it is.
+    """
+
+    model_class = RnnForSeq2SeqLM
+    bidirectional = True
+    card_task = "seq2seq"
+
+    @property
+    def description(self) -> str:
+        return "seq_autoencoder (reversed target)" if self.args.reverse_target else "seq_autoencoder"
+
+    def build_config(self, tokenizer) -> RnnSeq2SeqConfig:
+        args = self.args
+        if args.config_name:
+            config = RnnSeq2SeqConfig.from_pretrained(args.config_name)
+        else:
+            config = RnnSeq2SeqConfig(cell_type=args.cell_type, vocab_size=len(tokenizer), embedding_size=args.embedding_size,
+                                      hidden_size=args.hidden_size, num_layers=args.num_layers,
+                                      decoder_hidden_size=args.hidden_size, attention_type="none", input_feeding=False,
+                                      share_embeddings=True, tie_word_embeddings=args.tie_word_embeddings,
+                                      dropout=args.hidden_dropout)  # fmt: skip
+        config.vocab_size = config.target_vocab_size = len(tokenizer)
+        for name in ("pad", "bos", "eos"):
+            setattr(config, f"{name}_token_id", getattr(tokenizer, f"{name}_token_id"))
+        config.decoder_start_token_id = tokenizer.bos_token_id
+        config.check_arguments()
+        return config
+
+    def prepare(self, train_ids, eval_ids):
+        args = self.args
+        train = token_stream(train_ids)
+        blocks = train[: len(train) // args.block_size * args.block_size].view(-1, args.block_size)
+        self.train_batches = BlockBatches(blocks, args.per_device_train_batch_size, args.seed, **self.shard)
+        self.eval_batches = HeldOutBlocks(token_stream(eval_ids), args.block_size, args.per_device_eval_batch_size,
+                                          **self.shard)  # fmt: skip
+
+    def targets(self, ids: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """What the decoder rebuilds: each row's tokens (reversed with `reverse_target`), -100 after them."""
+        if self.args.reverse_target:
+            ids = reverse_rows(ids[:, :, None], present.sum(1))[:, :, 0]
+        return ids.masked_fill(~present, -100)
+
+    def training_loss(self, model, epoch, index, carried=None):
+        block = self.train_batches.batch(epoch, index).to(self.device)
+        labels = self.targets(block, torch.ones_like(block, dtype=torch.bool))
+        return model(input_ids=block, labels=labels).loss, None
+
+    def evaluation_totals(self, model):
+        totals = torch.zeros(3, device=self.device)
+        for index in range(len(self.eval_batches)):
+            ids, present = pad_blocks(self.eval_batches.batch(index), self.tokenizer.pad_token_id)
+            ids, present = ids.to(self.device), present.to(self.device)
+            logits = model(
+                input_ids=ids, attention_mask=present.long(), labels=self.targets(ids, present)
+            ).logits
+            self._add(totals, logits, self.targets(ids, present))
+        return totals
+
+    def metrics(self, totals):
+        return {**super().metrics(totals), "token_accuracy": (totals[2] / totals[1]).item()}
 
 
 @torch.no_grad()
@@ -482,7 +561,7 @@ def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
         raise UserError(str(err)) from None
 
     # Model and optimizer: no weight decay on biases and embeddings.
-    config = build_config(args, tokenizer, type(objective))
+    config = objective.build_config(tokenizer)
     model = objective.model_class(config)
     accelerator.print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters, {config.cell_type} "
                       f"{config.num_layers}x{config.hidden_size}, vocab {config.vocab_size}")  # fmt: skip
