@@ -20,3 +20,12 @@ def test_readme_core_example_runs():
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["outputs"].shape == (4, 20, 32) and namespace["output"].shape == (4, 32)
     assert namespace["cache"].get_seq_length() == 21
+
+
+def test_readme_seq2seq_example_runs(tmp_path, capsys):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("### Sequence to sequence", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code.replace("/tmp/rnn-seq2seq", str(tmp_path / "s2s")), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "torch.Size([2, 7])" in out and "[{'generated_text': " in out

@@ -45,10 +45,14 @@ with torch.no_grad():
 model = AutoModelForTokenClassification.from_pretrained("{path}", trust_remote_code=True)
 tag = pipeline("token-classification", model=model, tokenizer=AutoTokenizer.from_pretrained("{path}"))
 print(tag("The Prime Minister visited London on Monday."))""",
-    "seq2seq": """import rnn_hf  # registers the "seq2seq-generation" pipeline (transformers 5 removed text2text-generation)
+    "seq2seq": """from pathlib import Path
+import rnn_hf  # registers the "seq2seq-generation" pipeline (transformers 5 removed text2text-generation)
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 model = AutoModelForSeq2SeqLM.from_pretrained("{path}")
-generate = pipeline("seq2seq-generation", model=model, tokenizer=AutoTokenizer.from_pretrained("{path}"))
+tokenizer = AutoTokenizer.from_pretrained("{path}")  # the source side; the target side's, when it has its own:
+target = Path("{path}") / "target_tokenizer"
+target_tokenizer = AutoTokenizer.from_pretrained(target) if target.is_dir() else tokenizer
+generate = pipeline("seq2seq-generation", model=model, tokenizer=tokenizer, target_tokenizer=target_tokenizer)
 print(generate("In the beginning God created the heaven and the earth.", num_beams=4, max_new_tokens=60))""",
 }
 ARCHITECTURES = {

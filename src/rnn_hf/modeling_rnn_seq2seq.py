@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import AutoConfig, GenerationMixin, PreTrainedModel
 from transformers.loss.loss_utils import ForMaskedLMLoss
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_rnn import RnnSeq2SeqConfig
 from .layers import RnnAttention, StateBridge, pool_sequence
@@ -314,11 +314,21 @@ class RnnForSeq2SeqLM(RnnSeq2SeqPreTrainedModel, GenerationMixin):
                 `lm_loss_weight`, ...); the sizes come from the two checkpoints.
         """
         encoder = encoder_pretrained_model_name_or_path
-        if not isinstance(encoder, PreTrainedModel):
+        if not isinstance(
+            encoder, PreTrainedModel
+        ):  # the backbone only: the LM head's weights are not wanted
+            verbosity = logging.get_verbosity()
+            logging.set_verbosity_error()
             encoder = RnnModel.from_pretrained(encoder)
+            logging.set_verbosity(verbosity)
         encoder = encoder.rnn if hasattr(encoder, "rnn") else encoder
         decoder = decoder_pretrained_model_name_or_path
         if not isinstance(decoder, PreTrainedModel):
+            if getattr(AutoConfig.from_pretrained(decoder), "bidirectional", False):
+                raise ValueError(
+                    f"The decoder checkpoint {decoder} is bidirectional (a masked LM?): the decoder must be an "
+                    "RnnForCausalLM, which reads left to right."
+                )
             decoder = RnnForCausalLM.from_pretrained(decoder)
         if not isinstance(encoder, RnnModel) or not isinstance(decoder, RnnForCausalLM):
             raise TypeError(

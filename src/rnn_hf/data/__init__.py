@@ -1,5 +1,6 @@
 """Data loading for rnn_hf: text corpora, splits and tokenizers."""
 
+from .bible import DEFAULT_TEST_BOOKS, TRANSLATIONS, load_bible_pairs
 from .split import DEFAULT_SPLIT, SPLIT_FILE, DocumentSplit, document_digest
 from .text import (
     DataError,
@@ -12,6 +13,9 @@ from .text import (
 from .tokenization import SPECIAL_TOKENS, load_or_train_tokenizer, train_tokenizer
 
 __all__ = [
+    "DEFAULT_TEST_BOOKS",
+    "TRANSLATIONS",
+    "load_bible_pairs",
     "DEFAULT_SPLIT",
     "SPLIT_FILE",
     "DocumentSplit",
