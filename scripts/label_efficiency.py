@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> Path:
         f"epochs. The scratch network copies the config and tokenizer of `{checkpoints['scratch']}`.",
         f"- {methods[0].legend} (scikit-learn, `sublinear_tf=True`) trains on all N labeled documents.",
     ]  # fmt: skip
-    for name in ("clm", "mlm"):
+    for name in ("clm", "mlm", "sa"):
         results = checkpoints[name] / "results.json" if name in checkpoints else None
         if results is not None and results.is_file():
             measured = json.loads(results.read_text())

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from transformers import Seq2SeqTrainingArguments, set_seed
 
-from rnn_hf.training import PretrainingArguments, exit_on_user_error, pretrain
+from rnn_hf.training import PretrainingArguments, UserError, exit_on_user_error, pretrain
 from rnn_hf.training.seq2seq import (
     PairArguments,
     Seq2SeqModelArguments,
@@ -39,13 +39,18 @@ def parse_args(argv):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
     parser.add_argument("--work_dir", default="runs/seq2seq_study")
     parser.add_argument("--output_dir", default=None, help="table, plot, samples (default: --work_dir)")
-    parser.add_argument("--num_pairs_list", nargs="+", default=["5000"], help="N or 'all'")
+    parser.add_argument("--num_pairs_list", nargs="+", default=["1000", "5000"], help="N or 'all'")
     parser.add_argument("--lm_steps", type=int, default=500, help="pretraining steps of each language model")
-    parser.add_argument("--num_train_epochs", type=float, default=8)
+    parser.add_argument("--num_train_epochs", type=float, default=6)
+    parser.add_argument("--input_feeding", action="store_true", help="Luong's input feeding (a per-step decoder "
+                        "loop in training: ~3x slower per step on a CPU than the fused kernel)")  # fmt: skip
     parser.add_argument("--learning_rate", type=float, default=2e-3)
     parser.add_argument("--lm_loss_weight", type=float, default=0.0)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--num_beams", type=int, default=1, help="beams when scoring the held-out books")
+    parser.add_argument(
+        "--inits", nargs="+", default=list(INITS), choices=list(INITS), help="which networks to train"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="tiny LMs, 200 pairs, 100 test verses")
     args = parser.parse_args(argv)
@@ -74,11 +79,24 @@ def pretrain_lm(work: Path, name: str, texts: list[str], objective: str, hidden_
     return out
 
 
+def check_settings(work: Path, args) -> None:
+    """One work_dir, one setting: recorded runs are reused only under the settings that made them."""
+    names = ("quick", "lm_steps", "num_train_epochs", "learning_rate", "lm_loss_weight", "batch_size", "num_beams",
+             "seed", "input_feeding")  # fmt: skip
+    settings, path = {name: getattr(args, name) for name in names}, work / "settings.json"
+    if path.is_file() and json.loads(path.read_text()) != settings:
+        raise UserError(f"{work} holds runs made with other settings ({path.read_text().strip()}): use another "
+                        "--work_dir")  # fmt: skip
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings))
+
+
 @exit_on_user_error
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     work = Path(args.work_dir)
+    check_settings(work, args)
     pairs = load_pairs(PairArguments())
     test = pairs["test"].select(range(100)) if args.quick else pairs["test"]
     shuffled = pairs["train"].shuffle(seed=args.seed)
@@ -91,12 +109,13 @@ def main(argv=None):
     samples = {}
     for n in args.num_pairs_list:
         count = len(shuffled) if n == "all" else int(n)
-        for init in INITS:
+        for init in args.inits:
             if any(r["pairs"] == count and r["init"] == init for r in runs):
                 continue
             set_seed(args.seed)
             model, source_tok, target_tok = build_model(Seq2SeqModelArguments(
-                str(encoder), str(decoder), from_scratch=init == "scratch", lm_loss_weight=args.lm_loss_weight))  # fmt: skip
+                str(encoder), str(decoder), from_scratch=init == "scratch", lm_loss_weight=args.lm_loss_weight,
+                input_feeding=args.input_feeding))  # fmt: skip
             start = time.time()
             training = Seq2SeqTrainingArguments(
                 output_dir=str(work / f"{init}_{count}"), per_device_train_batch_size=args.batch_size,
