@@ -16,6 +16,31 @@ BACKBONE_DROPOUT_ARGUMENTS = (  # the AWD-LSTM regularizers of the embeddings an
 )
 DROPOUT_ARGUMENTS = (*BACKBONE_DROPOUT_ARGUMENTS, "classifier_dropout")
 
+
+def check_common_arguments(
+    config, positive_integers: tuple[str, ...], probabilities: tuple[str, ...]
+) -> None:
+    """The checks every rnn_hf configuration shares: the cell, sizes, dropout probabilities and initialization.
+    Raises a `ValueError` that names the first invalid argument."""
+    if config.cell_type not in CELL_TYPES:
+        raise ValueError(f"`cell_type` must be one of {CELL_TYPES}, got {config.cell_type!r}.")
+    for name in positive_integers:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    for name in probabilities:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise ValueError(f"`{name}` must be a probability in [0, 1), got {value!r}.")
+    if config.recurrent_initializer not in RECURRENT_INITIALIZERS:
+        raise ValueError(
+            f"`recurrent_initializer` must be one of {RECURRENT_INITIALIZERS}, got {config.recurrent_initializer!r}."
+        )
+    for name in ("initializer_range", "embedding_init_range"):
+        if not getattr(config, name) > 0:
+            raise ValueError(f"`{name}` must be > 0, got {getattr(config, name)!r}.")
+
+
 # This family's classes, all in modeling_rnn.py: a checkpoint saved from any one head carries that file, so it loads
 # into any other head with `trust_remote_code`. Each model family (configuration class) lists only its own classes.
 AUTO_MAP = {
@@ -146,16 +171,9 @@ class RnnConfig(PreTrainedConfig):
 
     def check_arguments(self):
         """Raise a `ValueError` that names the first invalid argument."""
-        if self.cell_type not in CELL_TYPES:
-            raise ValueError(f"`cell_type` must be one of {CELL_TYPES}, got {self.cell_type!r}.")
-        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
-        for name in DROPOUT_ARGUMENTS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise ValueError(f"`{name}` must be a probability in [0, 1), got {value!r}.")
+        check_common_arguments(
+            self, ("vocab_size", "embedding_size", "hidden_size", "num_layers"), DROPOUT_ARGUMENTS
+        )
         value = self.classifier_hidden_size
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"`classifier_hidden_size` must be None or a positive integer, got {value!r}.")
@@ -167,13 +185,6 @@ class RnnConfig(PreTrainedConfig):
             raise ValueError(
                 f"`classifier_norm` must be one of {CLASSIFIER_NORMS}, got {self.classifier_norm!r}."
             )
-        if self.recurrent_initializer not in RECURRENT_INITIALIZERS:
-            raise ValueError(
-                f"`recurrent_initializer` must be one of {RECURRENT_INITIALIZERS}, got {self.recurrent_initializer!r}."
-            )
-        for name in ("initializer_range", "embedding_init_range"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}.")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "mask_token_id"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or not 0 <= value < self.vocab_size):
@@ -343,22 +354,9 @@ class RnnSeq2SeqConfig(PreTrainedConfig):
 
     def check_arguments(self):
         """Raise a `ValueError` that names the first invalid argument."""
-        if self.cell_type not in CELL_TYPES:
-            raise ValueError(f"`cell_type` must be one of {CELL_TYPES}, got {self.cell_type!r}.")
-        for name in (
-            "vocab_size",
-            "target_vocab_size",
-            "embedding_size",
-            "hidden_size",
-            "num_layers",
-            "decoder_embedding_size",
-            "decoder_hidden_size",
-            "decoder_num_layers",
-            "attention_size",
-        ):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        sizes = ("vocab_size", "target_vocab_size", "embedding_size", "hidden_size", "num_layers",
+                 "decoder_embedding_size", "decoder_hidden_size", "decoder_num_layers", "attention_size")  # fmt: skip
+        check_common_arguments(self, sizes, ("dropout",))
         if self.attention_type not in ATTENTION_TYPES:
             raise ValueError(
                 f"`attention_type` must be one of {ATTENTION_TYPES}, got {self.attention_type!r}."
@@ -381,18 +379,8 @@ class RnnSeq2SeqConfig(PreTrainedConfig):
                 f"{self.vocab_size}, target_vocab_size={self.target_vocab_size}, embedding_size="
                 f"{self.embedding_size}, decoder_embedding_size={self.decoder_embedding_size}."
             )
-        value = self.dropout
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-            raise ValueError(f"`dropout` must be a probability in [0, 1), got {value!r}.")
         if not self.lm_loss_weight >= 0:
             raise ValueError(f"`lm_loss_weight` must be >= 0, got {self.lm_loss_weight!r}.")
-        if self.recurrent_initializer not in RECURRENT_INITIALIZERS:
-            raise ValueError(
-                f"`recurrent_initializer` must be one of {RECURRENT_INITIALIZERS}, got {self.recurrent_initializer!r}."
-            )
-        for name in ("initializer_range", "embedding_init_range"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)!r}.")
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             value = getattr(self, name)
             limit = (

@@ -307,7 +307,21 @@ class RnnLMHead(nn.Module):
         return self.decoder(hidden_states)
 
 
-class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
+class RnnGenerationMixin(GenerationMixin):
+    """`generate` for a model whose forward makes and returns its `RnnCache` (the causal LM, the seq2seq decoder)."""
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # forward makes the RnnCache: an attention DynamicCache cannot hold a recurrent state
+
+    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, *args, **kwargs):
+        model_kwargs = super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
+        if outputs.cache is not None:  # transformers 5.17 looks for `cache_params` only in Mamba-named models
+            model_kwargs[GENERATE_CACHE_NAME] = outputs.cache
+        return model_kwargs
+
+
+class RnnForCausalLM(RnnPreTrainedModel, RnnGenerationMixin):
     """Next-token language model. `generate` carries the recurrent state: O(1) work per new token."""
 
     _tied_weights_keys = {"lm_head.decoder.weight": "rnn.embeddings.weight"}
@@ -329,10 +343,6 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
 
     def set_output_embeddings(self, new_embeddings):
         self.lm_head.decoder = new_embeddings
-
-    @classmethod
-    def _supports_default_dynamic_cache(cls) -> bool:
-        return False  # forward makes the RnnCache: an attention DynamicCache cannot hold a recurrent state
 
     def prepare_inputs_for_generation(
         self,
@@ -378,12 +388,6 @@ class RnnForCausalLM(RnnPreTrainedModel, GenerationMixin):
             if key != "labels" and key not in model_inputs and not (has_state and key == "position_ids"):
                 model_inputs[key] = value
         return model_inputs
-
-    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, *args, **kwargs):
-        model_kwargs = super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
-        if outputs.cache is not None:  # transformers 5.17 looks for `cache_params` only in Mamba-named models
-            model_kwargs[GENERATE_CACHE_NAME] = outputs.cache
-        return model_kwargs
 
     def forward(
         self,

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoConfig, GenerationMixin, PreTrainedModel
+from transformers import AutoConfig, PreTrainedModel
 from transformers.loss.loss_utils import ForMaskedLMLoss
 from transformers.utils import ModelOutput, logging
 
 from .configuration_rnn import RnnSeq2SeqConfig
 from .layers import RnnAttention, StateBridge, pool_sequence
 from .modeling_rnn import (
-    GENERATE_CACHE_NAME,
     LOSS_KWARGS,
     RnnForCausalLM,
+    RnnGenerationMixin,
     RnnLMHead,
     RnnModel,
     RnnModelOutput,
@@ -226,7 +226,7 @@ class RnnSeq2SeqPreTrainedModel(RnnPreTrainedModel):
     _no_split_modules = ["RecurrentStack", "RnnEncoder"]
 
 
-class RnnForSeq2SeqLM(RnnSeq2SeqPreTrainedModel, GenerationMixin):
+class RnnForSeq2SeqLM(RnnSeq2SeqPreTrainedModel, RnnGenerationMixin):
     """Encoder-decoder with attention: `RnnModel` reads the source, `RnnAttentionDecoder` writes the target.
 
     A transformers seq2seq model: `labels` (with -100 to ignore; shifted right behind `decoder_start_token_id` to
@@ -283,10 +283,6 @@ class RnnForSeq2SeqLM(RnnSeq2SeqPreTrainedModel, GenerationMixin):
                 source if self.config.share_embeddings else "decoder.embeddings.weight"
             )
         return tied
-
-    @classmethod
-    def _supports_default_dynamic_cache(cls) -> bool:
-        return False  # forward makes the RnnCache: an attention cache cannot hold a recurrent state
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """What `DataCollatorForSeq2Seq` calls to build `decoder_input_ids`."""
@@ -410,12 +406,6 @@ class RnnForSeq2SeqLM(RnnSeq2SeqPreTrainedModel, GenerationMixin):
             if key not in model_inputs and key not in skipped:
                 model_inputs[key] = value
         return model_inputs
-
-    def _update_model_kwargs_for_generation(self, outputs, model_kwargs, *args, **kwargs):
-        model_kwargs = super()._update_model_kwargs_for_generation(outputs, model_kwargs, *args, **kwargs)
-        if outputs.cache is not None:  # transformers 5.17 looks for `cache_params` only in Mamba-named models
-            model_kwargs[GENERATE_CACHE_NAME] = outputs.cache
-        return model_kwargs
 
     # ------------------------------------------------------------------ forward
 
