@@ -12,10 +12,12 @@ from transformers import (
     AutoModelForMaskedLM,
     AutoModelForSeq2SeqLM,
     AutoModelForSequenceClassification,
+    AutoModelForTimeSeriesPrediction,
     AutoModelForTokenClassification,
 )
 
 from .configuration_rnn import RnnConfig, RnnSeq2SeqConfig
+from .configuration_rnn_time_series import RnnTimeSeriesConfig
 from .modeling_rnn import (
     RnnCache,
     RnnCausalLMOutput,
@@ -28,6 +30,15 @@ from .modeling_rnn import (
     RnnPreTrainedModel,
 )
 from .modeling_rnn_seq2seq import RnnForSeq2SeqLM, RnnSeq2SeqLMOutput
+from .modeling_rnn_time_series import (
+    RnnForSequenceReconstruction,
+    RnnForTimeSeriesClassification,
+    RnnForTimeSeriesPrediction,
+    RnnReconstructionOutput,
+    RnnSampleTSPredictionOutput,
+    RnnTimeSeriesModel,
+    RnnTimeSeriesPredictionOutput,
+)
 from .pipelines import Text2TextGenerationPipeline
 from .recurrent import RecurrentStack
 
@@ -52,6 +63,21 @@ RnnSeq2SeqConfig.register_for_auto_class()
 AutoModelForSeq2SeqLM.register(RnnSeq2SeqConfig, RnnForSeq2SeqLM, exist_ok=True)
 RnnForSeq2SeqLM.register_for_auto_class("AutoModelForSeq2SeqLM")
 
+# Time series: the backbone, the forecaster and the classifier have Auto classes (transformers has no Auto class for
+# time-series classification: the classifier is an `AutoModelForSequenceClassification`). The reconstruction autoencoder has
+# none in transformers; it registers as `AutoModel`, so a saved autoencoder's `auto_map` loads it with remote code.
+TIME_SERIES_AUTO_CLASSES = {
+    AutoModel: RnnTimeSeriesModel,
+    AutoModelForTimeSeriesPrediction: RnnForTimeSeriesPrediction,
+    AutoModelForSequenceClassification: RnnForTimeSeriesClassification,
+}
+AutoConfig.register(RnnTimeSeriesConfig.model_type, RnnTimeSeriesConfig, exist_ok=True)
+RnnTimeSeriesConfig.register_for_auto_class()
+for auto_class, model_class in TIME_SERIES_AUTO_CLASSES.items():
+    auto_class.register(RnnTimeSeriesConfig, model_class, exist_ok=True)
+    model_class.register_for_auto_class(auto_class.__name__)
+RnnForSequenceReconstruction.register_for_auto_class("AutoModel")
+
 __all__ = [
     "RecurrentStack",
     "RnnCache",
@@ -60,12 +86,20 @@ __all__ = [
     "RnnForCausalLM",
     "RnnForMaskedLM",
     "RnnForSeq2SeqLM",
+    "RnnForSequenceReconstruction",
     "RnnForSequenceClassification",
+    "RnnForTimeSeriesClassification",
+    "RnnForTimeSeriesPrediction",
     "RnnForTokenClassification",
     "RnnModel",
     "RnnModelOutput",
     "RnnPreTrainedModel",
+    "RnnReconstructionOutput",
+    "RnnSampleTSPredictionOutput",
     "RnnSeq2SeqConfig",
     "RnnSeq2SeqLMOutput",
+    "RnnTimeSeriesConfig",
+    "RnnTimeSeriesModel",
+    "RnnTimeSeriesPredictionOutput",
     "Text2TextGenerationPipeline",
 ]
