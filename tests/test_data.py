@@ -235,9 +235,7 @@ def test_sample_per_class_string_labels():
 
 
 def test_sample_per_class_too_few(bbc):
-    with pytest.raises(
-        DataError, match=r"class 'entertainment' has only 386 documents, but num_per_class=400"
-    ):
+    with pytest.raises(DataError, match=r"class 'entertainment' has only 386 rows, but num_per_class=400"):
         sample_per_class(bbc, num_per_class=400, seed=0)
 
 

@@ -291,7 +291,7 @@ def sample_per_class(dataset: Dataset, num_per_class: int, seed: int, label_colu
         if len(candidates) < num_per_class:
             name = feature.int2str(label) if isinstance(feature, ClassLabel) else label
             raise DataError(
-                f"class '{name}' has only {len(candidates)} documents, but num_per_class={num_per_class} were asked for"
+                f"class '{name}' has only {len(candidates)} rows, but num_per_class={num_per_class} were asked for"
             )
         indices.extend(rng.choice(candidates, size=num_per_class, replace=False).tolist())
     return dataset.select(sorted(indices))
