@@ -46,6 +46,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 LOWER_IS_BETTER = {"rmse", "mae", "loss"}
+NOT_PRETRAINED = (
+    "scratch",
+    "baseline",
+    "tfidf",
+    "rocket",
+    "knn_dtw",
+)  # method names label_savings leaves out
 
 
 def percent_scale(metric: str) -> int:
@@ -137,7 +144,7 @@ def label_savings(table: dict, num_labels_list: list[str], methods: list[Method]
     most, lower = str(counts[-1]), metric in LOWER_IS_BETTER
     target = table["scratch", most][0]
     sentences = []
-    for method in (m for m in methods if m.name not in ("scratch", "baseline", "tfidf")):
+    for method in (m for m in methods if m.name not in NOT_PRETRAINED):
         reached = [n for n in sorted(int(n) for n in num_labels_list if n != "all") if (method.name, str(n)) in table
                    and (table[method.name, str(n)][0] <= target if lower else table[method.name, str(n)][0] >= target)]  # fmt: skip
         if reached:
@@ -194,11 +201,13 @@ def label_efficiency(
     report_only: bool = False,
     command: str | None = None,
     extra_runs: list[dict] | None = None,
+    report_name: str = "label_efficiency",
 ) -> Path:
     """Run what `results.jsonl` lacks, then write the report; returns the path of the `.md` file.
 
     `all_size` is the x position of "all" (e.g. labeled documents per class in the whole pool); `extra_runs` are
-    records that count towards the wall time without a cell (e.g. tuning runs).
+    records that count towards the wall time without a cell (e.g. tuning runs). The report is written as
+    `<output_dir>/<report_name>.md` and `.png`.
     """
     start = time.time()
     work_dir, output_dir = Path(work_dir), Path(output_dir)
@@ -220,9 +229,7 @@ def label_efficiency(
                if (r := store.find(method.name, n, seed, method.settings)) is not None]  # fmt: skip
     tables = {metric: summarize(records, order, [m.name for m in methods], metric) for metric in metrics}
     output_dir.mkdir(parents=True, exist_ok=True)
-    plot(
-        tables[metrics[0]], order, methods, metrics[0], all_size, output_dir / "label_efficiency.png", x_label
-    )
+    plot(tables[metrics[0]], order, methods, metrics[0], all_size, output_dir / f"{report_name}.png", x_label)
     total = sum(r["wall_time_s"] for r in records + (extra_runs or []))
     unit = "labels per class" if "per class" in x_label else "labels"
     lines = [f"# {title}", "", *(intro or [])]
@@ -234,7 +241,7 @@ def label_efficiency(
         lines += ["", f"## {metric}" + (" (%)" if scale == 100 else ""), "",
                   markdown_table(tables[metric], order, methods, len(seeds), scale, all_size, unit)]  # fmt: skip
     lines += [
-        "", f"![{metrics[0]} against labels](label_efficiency.png)", "", "## How this was measured", "",
+        "", f"![{metrics[0]} against labels]({report_name}.png)", "", "## How this was measured", "",
         *([f"- Command: `{command}`"] if command else []),
         f"- Date: {datetime.date.today().isoformat()}",
         f"- Hardware: {hardware()}",
@@ -242,9 +249,9 @@ def label_efficiency(
         f"- Wall time: {total / 60:.1f} min over {len(records) + len(extra_runs or [])} runs "
         f"({(time.time() - start) / 60:.1f} min in this invocation; runs recorded in `{store.path}`).", "",
     ]  # fmt: skip
-    report = output_dir / "label_efficiency.md"
+    report = output_dir / f"{report_name}.md"
     report.write_text("\n".join(lines))
-    print(f"wrote {report} and {output_dir / 'label_efficiency.png'}")
+    print(f"wrote {report} and {output_dir / f'{report_name}.png'}")
     return report
 
 

@@ -1,0 +1,219 @@
+"""Training the time-series models on sets of series with `Trainer`: pretraining on unlabeled series (forecasting
+the next values, or reconstructing the window), fine-tuning a classifier with few labels, and EncDec-AD anomaly
+scores from a reconstruction autoencoder.
+
+    values = series_tensor(load_ucr("GunPoint")["train"])                   # (N, T, C), NaN where missing
+    forecaster = pretrain_forecaster(values, SeriesModelArguments(), training_arguments("runs/f", steps=300))
+    classifier = finetune_classifier(forecaster, labeled_rows, num_labels=2, args=...)
+    accuracy = float((predict_classes(classifier, test_values) == test_labels).mean())
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from datasets import Dataset
+from transformers import Trainer, TrainingArguments
+
+from ..configuration_rnn_time_series import RnnTimeSeriesConfig
+from ..data.series import window_starts
+from ..modeling_rnn_time_series import (
+    RnnForSequenceReconstruction,
+    RnnForTimeSeriesClassification,
+    RnnForTimeSeriesPrediction,
+    RnnTimeSeriesPreTrainedModel,
+)
+
+
+@dataclass
+class SeriesModelArguments:
+    """The recurrent network of a series study (shared by the forecaster, the autoencoder and the classifier)."""
+
+    cell_type: str = field(default="lstm", metadata={"help": "lstm or gru"})
+    hidden_size: int = field(default=64, metadata={"help": "width of each recurrent layer"})
+    num_layers: int = field(default=1, metadata={"help": "number of recurrent layers"})
+    dropout: float = field(
+        default=0.1, metadata={"help": "dropout between layers and before the output layers"}
+    )
+    lags_sequence: list[int] = field(default_factory=lambda: [1], metadata={"help": "lags read at each step"})
+    scaling: str | None = field(default="std", metadata={"help": "per-series scaling: mean, std or None"})
+
+    def config(self, input_size: int, **settings) -> RnnTimeSeriesConfig:
+        return RnnTimeSeriesConfig(
+            input_size=input_size,
+            cell_type=self.cell_type,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            dropout=self.dropout,
+            lags_sequence=list(self.lags_sequence),
+            scaling=self.scaling,
+            **settings,
+        )
+
+
+def series_tensor(dataset: Dataset) -> torch.Tensor:
+    """The "values" (channels x length) of a series set as one `(N, T, C)` float tensor; a shorter series is padded
+    at its end with NaN (missing values)."""
+    series = [
+        torch.tensor(np.asarray(values, dtype=np.float32)).T for values in dataset["values"]
+    ]  # (T_i, C)
+    length = max(s.size(0) for s in series)
+    padded = torch.full((len(series), length, series[0].size(1)), float("nan"))
+    for row, values in enumerate(series):
+        padded[row, : values.size(0)] = values
+    return padded
+
+
+def training_arguments(output_dir: str, steps: int, learning_rate: float, batch_size: int, seed: int,
+                       **overrides) -> TrainingArguments:  # fmt: skip
+    """Quiet `TrainingArguments` for the many short runs of a study: `steps` optimizer steps, no checkpoints."""
+    settings = dict(
+        output_dir=output_dir,
+        max_steps=steps,
+        learning_rate=learning_rate,
+        per_device_train_batch_size=batch_size,
+        lr_scheduler_type="cosine",
+        warmup_steps=max(1, steps // 10),
+        weight_decay=0.01,
+        max_grad_norm=1.0,
+        logging_steps=max(1, steps // 5),
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=seed,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    settings.update(overrides)
+    return TrainingArguments(**settings)
+
+
+def fit(model: RnnTimeSeriesPreTrainedModel, rows: Dataset, args: TrainingArguments) -> Trainer:
+    trainer = Trainer(model=model, args=args, train_dataset=rows.with_format("torch"))
+    trainer.train()
+    return trainer
+
+
+def pretrain_forecaster(
+    values: torch.Tensor, model_args: SeriesModelArguments, args: TrainingArguments, horizon: int = 1
+) -> RnnForTimeSeriesPrediction:
+    """Pretrain by forecasting on unlabeled `(N, T, C)` series: each whole series is one training window whose
+    every step from `max(lags)` on is predicted from the steps before it (teacher forcing), the last `horizon`
+    steps as its future."""
+    length = values.size(1)
+    context = length - max(model_args.lags_sequence) - horizon
+    if context < 1:
+        raise ValueError(
+            f"Series of {length} steps are too short for lags {model_args.lags_sequence} and horizon {horizon}."
+        )
+    config = model_args.config(
+        values.size(2), prediction_length=horizon, context_length=context, distribution_output="student_t"
+    )
+    model = RnnForTimeSeriesPrediction(config)
+    rows = Dataset.from_dict(
+        {
+            "past_values": values[:, : length - horizon].numpy(),
+            "future_values": values[:, length - horizon :].numpy(),
+        }
+    )
+    fit(model, rows, args)
+    return model
+
+
+def pretrain_autoencoder(
+    values: torch.Tensor, model_args: SeriesModelArguments, args: TrainingArguments
+) -> RnnForSequenceReconstruction:
+    """Pretrain an EncDec-AD autoencoder on `(N, T, C)` windows (reversed target, mean squared error)."""
+    model = RnnForSequenceReconstruction(model_args.config(values.size(2)))
+    fit(model, Dataset.from_dict({"past_values": values.numpy()}), args)
+    return model
+
+
+def finetune_classifier(
+    pretrained: RnnTimeSeriesPreTrainedModel | None,
+    model_args: SeriesModelArguments,
+    values: torch.Tensor,
+    labels: np.ndarray,
+    num_labels: int,
+    args: TrainingArguments,
+    freeze_backbone: bool = False,
+) -> RnnForTimeSeriesClassification:
+    """A classifier trained on labeled `(N, T, C)` series, its backbone copied from `pretrained` (a forecaster or
+    an autoencoder) or random (None); `freeze_backbone` trains the head alone on the backbone's pooled features."""
+    if pretrained is not None:
+        config = RnnTimeSeriesConfig.from_dict({**pretrained.config.to_dict(), "num_labels": num_labels})
+    else:
+        config = model_args.config(values.size(2), num_labels=num_labels)
+    config.problem_type = "single_label_classification"
+    model = RnnForTimeSeriesClassification(config)
+    if pretrained is not None:
+        model.model.load_state_dict(pretrained.model.state_dict())
+    model.model.requires_grad_(not freeze_backbone)
+    fit(model, Dataset.from_dict({"past_values": values.numpy(), "labels": np.asarray(labels)}), args)
+    return model
+
+
+@torch.no_grad()
+def predict_classes(
+    model: RnnForTimeSeriesClassification, values: torch.Tensor, batch_size: int = 64
+) -> np.ndarray:
+    model.eval()
+    logits = [model(values[i : i + batch_size]).logits for i in range(0, values.size(0), batch_size)]
+    return torch.cat(logits).argmax(-1).numpy()  # (N,)
+
+
+@torch.no_grad()
+def reconstruction_errors(
+    model: RnnForSequenceReconstruction,
+    values: torch.Tensor,
+    batch_size: int = 64,
+    teacher_forcing: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-step absolute errors `(N, T, C)` and the anomaly scores `(N, T)` once the model's error distribution
+    is fitted (else zeros). The decoder runs free (EncDec-AD's inference) or reads the true previous values
+    (`teacher_forcing`: each error is then a one-step error, local to where the series departs)."""
+    model.eval()
+    errors, scores = [], []
+    for start in range(0, values.size(0), batch_size):
+        outputs = model(values[start : start + batch_size], teacher_forcing=teacher_forcing)
+        errors.append(outputs.reconstruction_errors)
+        scores.append(
+            outputs.anomaly_scores
+            if outputs.anomaly_scores is not None
+            else torch.zeros(outputs.reconstruction_errors.shape[:2])
+        )
+    return torch.cat(errors), torch.cat(scores)
+
+
+def step_scores_to_points(
+    step_scores: np.ndarray, series_length: int, window: int, stride: int
+) -> np.ndarray:
+    """One score per time step of a long series from the step scores `(num_windows, window)` of its windows
+    (`rnn_hf.data.series.windows`): the largest score any window gives that step. Returns `(T,)`."""
+    starts = window_starts(series_length, window, stride)
+    if step_scores.shape != (len(starts), window):
+        raise ValueError(f"step_scores has shape {step_scores.shape}, expected ({len(starts)}, {window}).")
+    points = np.full(series_length, -np.inf)
+    for start, scores in zip(starts, step_scores, strict=True):
+        np.maximum(points[start : start + window], scores, out=points[start : start + window])
+    return points
+
+
+def steps_for(num_examples: int, batch_size: int, epochs: float) -> int:
+    """Optimizer steps for `epochs` passes over `num_examples` at `batch_size`."""
+    return max(1, math.ceil(epochs * num_examples / batch_size))
+
+
+__all__ = [
+    "SeriesModelArguments",
+    "finetune_classifier",
+    "fit",
+    "predict_classes",
+    "pretrain_autoencoder",
+    "pretrain_forecaster",
+    "reconstruction_errors",
+    "series_tensor",
+    "step_scores_to_points",
+    "steps_for",
+    "training_arguments",
+]

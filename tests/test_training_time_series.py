@@ -1,0 +1,148 @@
+"""The time-series training library: forecasting windows and backtests, series pretraining and fine-tuning, anomaly
+scores; the three study scripts at a tiny size (slow)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnn_hf import RnnForTimeSeriesPrediction
+from rnn_hf.data.forecasting import load_forecasting_data
+from rnn_hf.data.series import load_ucr, windows
+from rnn_hf.training.forecast_evaluation import evaluate, forecast_windows
+from rnn_hf.training.forecasting import (
+    ForecasterArguments,
+    covariate_statistics,
+    first_origin,
+    forecaster_config,
+    rnn_forecast_fn,
+    training_windows,
+)
+from rnn_hf.training.series import (
+    SeriesModelArguments,
+    finetune_classifier,
+    predict_classes,
+    pretrain_autoencoder,
+    pretrain_forecaster,
+    reconstruction_errors,
+    series_tensor,
+    step_scores_to_points,
+    training_arguments,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_training_windows_end_before_the_held_out_windows():
+    data = load_forecasting_data("elecdemand")
+    config = forecaster_config(data, ForecasterArguments(context_length=48, lags_sequence=[1, 48]))
+    ends = first_origin(data, num_windows=2)
+    rows = training_windows(data, config, ends, stride=500)
+    target = np.asarray(data.dataset[0]["target"])
+    assert ends == [len(target) - 2 * 48]
+    assert np.allclose(
+        rows[0]["future_values"], target[ends[0] - 48 : ends[0]]
+    )  # the latest ends at the origin
+    assert len(rows[0]["past_values"]) == config.past_length == 48 + 48
+    assert np.asarray(rows[0]["past_time_features"]).shape == (96, config.num_time_features)
+    # covariates (temperature, work day) are standardized with the training part only
+    mean, deviation = covariate_statistics(data, ends)
+    covariates = np.asarray(data.dataset[0]["feat_dynamic_real"])[:, : ends[0]]
+    assert np.allclose(mean[:, 0], covariates.mean(1)) and np.allclose(
+        deviation[:, 0], covariates.std(1), rtol=1e-6
+    )
+
+
+def test_backtest_of_a_forecaster_gives_ordered_quantiles_and_scores():
+    data = load_forecasting_data("airline")
+    settings = ForecasterArguments(context_length=24, lags_sequence=[1, 12], hidden_size=8, num_layers=1,
+                                   num_parallel_samples=50)  # fmt: skip
+    ends = first_origin(data, num_windows=2)
+    torch.manual_seed(0)
+    model = RnnForTimeSeriesPrediction(forecaster_config(data, settings))
+    forecast = rnn_forecast_fn(model, data, ends)
+    window = list(forecast_windows(data, num_windows=2))[0]
+    levels = forecast(window.history, 12, 12, (0.1, 0.5, 0.9), window=window)
+    assert all(levels[q].shape == (12,) for q in (0.1, 0.5, 0.9))
+    assert (levels[0.1] <= levels[0.5]).all() and (levels[0.5] <= levels[0.9]).all()
+    scores = evaluate(forecast, data, num_windows=2, with_window=True)
+    assert scores["num_forecasts"] == 2 and np.isfinite(scores["mase"]) and 0 <= scores["coverage_80"] <= 1
+
+
+def test_short_series_are_padded_with_missing_values():
+    """M1's yearly series are shorter than some windows: the front is NaN, which the model treats as missing."""
+    data = load_forecasting_data("m1_yearly")
+    config = forecaster_config(data, ForecasterArguments(context_length=12, hidden_size=8))
+    rows = training_windows(data, config, first_origin(data, num_windows=1), stride=6)
+    past = np.asarray(rows["past_values"])
+    assert np.isnan(past).any() and not np.isnan(past[:, -config.context_length :]).all(axis=1).any()
+    assert "past_time_features" not in rows.column_names  # yearly data: no calendar feature
+
+
+def test_pretraining_then_few_label_fine_tuning_on_a_ucr_set(tmp_path):
+    ucr = load_ucr("ItalyPowerDemand")
+    values = series_tensor(ucr["train"])
+    assert values.shape == (67, 24, 1)
+    settings = SeriesModelArguments(hidden_size=8)
+    forecaster = pretrain_forecaster(values, settings, training_arguments(str(tmp_path), 5, 1e-2, 16, 0))
+    autoencoder = pretrain_autoencoder(values, settings, training_arguments(str(tmp_path), 5, 1e-2, 16, 0))
+    labels = np.asarray(ucr["train"]["label"])
+    for init in (None, forecaster, autoencoder):
+        classifier = finetune_classifier(init, settings, values[:4], labels[:4], 2,
+                                         training_arguments(str(tmp_path), 3, 1e-2, 4, 0))  # fmt: skip
+        assert set(predict_classes(classifier, values)) <= {0, 1}
+    errors, scores = reconstruction_errors(autoencoder, values)
+    assert errors.shape == (67, 24, 1) and not scores.any()  # no error model fitted yet: zero scores
+    autoencoder.fit_error_distribution(errors)
+    assert reconstruction_errors(autoencoder, values)[1].shape == (67, 24)
+
+
+def test_step_scores_become_point_scores():
+    series = np.arange(10.0)
+    step_scores = windows(series, 4, 3) / 10  # (3, 4): windows at 0, 3, 6
+    points = step_scores_to_points(step_scores, 10, 4, 3)
+    assert np.allclose(points, series / 10)  # each step's own score, the same in every window covering it
+    with pytest.raises(ValueError, match="expected"):
+        step_scores_to_points(step_scores[:2], 10, 4, 3)
+
+
+def run_script(*arguments: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, *arguments], capture_output=True, text=True, cwd=REPO, timeout=900,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_the_three_study_scripts_run_and_resume(tmp_path):
+    out = tmp_path / "forecasting"
+    run_script("scripts/forecasting_study.py", "--datasets", "airline", "--max_steps", "10", "--num_windows", "2",
+               "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
+    report = (out / "forecasting.md").read_text()
+    assert (
+        "| seasonal naive |" in report
+        and "| ARIMA (auto) |" in report
+        and (out / "forecasting.png").is_file()
+    )
+    again = run_script("scripts/forecasting_study.py", "--datasets", "airline", "--max_steps", "10",
+                       "--num_windows", "2", "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
+    assert "reusing the forecaster" in again.stdout
+    assert len(json.loads((out / "scores.json").read_text())) == 1
+
+    out = tmp_path / "classification"
+    run_script("scripts/series_classification_study.py", "--datasets", "ItalyPowerDemand", "--seeds", "0",
+               "--num_labels_list", "1", "--pretraining_steps", "5", "--finetuning_steps", "3",
+               "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
+    report = (out / "series_classification_ItalyPowerDemand.md").read_text()
+    assert "RNN pretrained by forecasting" in report and "ROCKET" in report
+
+    out = tmp_path / "anomaly"
+    run_script("scripts/anomaly_study.py", "--max_steps", "3", "--window", "32", "--output_dir", str(out))
+    rows = json.loads((out / "anomaly_detection.json").read_text())
+    assert {row["method"] for row in rows} >= {"EncDec-AD autoencoder (ours)", "IsolationForest on windows"}
+    assert all(0 <= row["auroc"] <= 1 for row in rows)
