@@ -29,3 +29,12 @@ def test_readme_seq2seq_example_runs(tmp_path, capsys):
     exec(compile(code.replace("/tmp/rnn-seq2seq", str(tmp_path / "s2s")), "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "torch.Size([2, 7])" in out and "[{'generated_text': " in out
+
+
+def test_readme_time_series_example_runs(tmp_path, capsys):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("### Time series", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code.replace("/tmp/rnn-forecaster", str(tmp_path / "forecaster")), "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "torch.Size([4, 50, 12])" in out and "torch.Size([3, 4, 12])" in out and "torch.Size([4])" in out

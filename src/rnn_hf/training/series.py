@@ -88,8 +88,19 @@ def training_arguments(output_dir: str, steps: int, learning_rate: float, batch_
     return TrainingArguments(**settings)
 
 
-def fit(model: RnnTimeSeriesPreTrainedModel, rows: Dataset, args: TrainingArguments) -> Trainer:
-    trainer = Trainer(model=model, args=args, train_dataset=rows.with_format("torch"))
+def fit(
+    model: RnnTimeSeriesPreTrainedModel, rows: Dataset, args: TrainingArguments, backbone_lr_ratio: float = 1.0
+) -> Trainer:
+    """Train with `Trainer`; the backbone (`model.model`) learns at `backbone_lr_ratio` times the learning rate
+    of the rest (ULMFiT's discriminative rates: a pretrained backbone moves less than a new head)."""
+    optimizer = None
+    if backbone_lr_ratio != 1.0:
+        backbone = [p for p in model.model.parameters() if p.requires_grad]
+        ids = {id(p) for p in backbone}
+        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+        groups = [{"params": backbone, "lr": args.learning_rate * backbone_lr_ratio}, {"params": rest}]
+        optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, weight_decay=args.weight_decay)
+    trainer = Trainer(model=model, args=args, train_dataset=rows.with_format("torch"), optimizers=(optimizer, None))
     trainer.train()
     return trainer
 
@@ -137,9 +148,11 @@ def finetune_classifier(
     num_labels: int,
     args: TrainingArguments,
     freeze_backbone: bool = False,
+    backbone_lr_ratio: float = 1.0,
 ) -> RnnForTimeSeriesClassification:
     """A classifier trained on labeled `(N, T, C)` series, its backbone copied from `pretrained` (a forecaster or
-    an autoencoder) or random (None); `freeze_backbone` trains the head alone on the backbone's pooled features."""
+    an autoencoder) or random (None); `freeze_backbone` trains the head alone on the backbone's pooled features,
+    `backbone_lr_ratio` scales the backbone's learning rate (see `fit`)."""
     if pretrained is not None:
         config = RnnTimeSeriesConfig.from_dict({**pretrained.config.to_dict(), "num_labels": num_labels})
     else:
@@ -149,7 +162,8 @@ def finetune_classifier(
     if pretrained is not None:
         model.model.load_state_dict(pretrained.model.state_dict())
     model.model.requires_grad_(not freeze_backbone)
-    fit(model, Dataset.from_dict({"past_values": values.numpy(), "labels": np.asarray(labels)}), args)
+    rows = Dataset.from_dict({"past_values": values.numpy(), "labels": np.asarray(labels)})
+    fit(model, rows, args, backbone_lr_ratio)
     return model
 
 
