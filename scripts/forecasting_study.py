@@ -22,7 +22,7 @@ from transformers import Trainer
 from transformers.utils import logging as hf_logging
 
 from rnn_hf import RnnForTimeSeriesPrediction
-from rnn_hf.data.forecasting import FORECASTING_DATASETS, load_forecasting_data
+from rnn_hf.data.forecasting import FORECASTING_DATASETS, load_forecasting_data, load_forecasting_file
 from rnn_hf.hub import hardware
 from rnn_hf.training.forecast_evaluation import arima, ets, evaluate, forecast_windows, seasonal_naive
 from rnn_hf.training.forecasting import (
@@ -42,6 +42,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--datasets", nargs="+", default=["elecdemand", "co2", "sunspots"],
                     choices=sorted(FORECASTING_DATASETS))  # fmt: skip
+parser.add_argument(
+    "--file",
+    help="a local .csv/.parquet series instead (with --target, --timestamp_column, "
+    "--prediction_length [--season_length --freq --covariates])",
+)
+parser.add_argument("--target")
+parser.add_argument("--timestamp_column")
+parser.add_argument("--prediction_length", type=int)
+parser.add_argument("--season_length", type=int, default=1)
+parser.add_argument("--freq")
+parser.add_argument("--covariates", nargs="*", default=[])
 parser.add_argument("--num_windows", type=int, default=8, help="held-out windows per series")
 parser.add_argument("--max_steps", type=int, default=3000, help="optimizer steps per forecaster")
 parser.add_argument("--learning_rate", type=float, default=1e-3)
@@ -68,8 +79,13 @@ scores_path = work_dir / "scores.json"
 scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
 sections, charts = [], []
 
-for name in args.datasets:
-    data = load_forecasting_data(name)
+for name in [args.file] if args.file else args.datasets:
+    if args.file:
+        data = load_forecasting_file(args.file, args.target, args.timestamp_column, args.prediction_length,
+                                     args.season_length, args.freq, args.covariates)  # fmt: skip
+        name = data.name
+    else:
+        data = load_forecasting_data(name)
     ends = first_origin(data, args.num_windows)
     config = forecaster_config(data, settings)
     model_dir = work_dir / name

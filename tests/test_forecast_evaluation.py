@@ -297,3 +297,32 @@ def test_evaluate_rejects_bad_forecasts(loaded):
         evaluate(seasonal_naive, data, 1, quantiles=(0.25, 0.5, 0.75))
     windows = list(forecast_windows(data, 2, stride=3))
     assert [window.origin for window in windows] == [129, 132] and windows[0].feat_dynamic_real is None
+
+
+def test_a_local_csv_or_parquet_series_loads_with_its_frequency(tmp_path):
+    from rnn_hf.data.forecasting import load_forecasting_file
+
+    frame = pd.DataFrame(
+        {"when": pd.date_range("2024-03-01", periods=30, freq="D").astype(str), "sales": np.arange(30.0),
+         "price": np.linspace(1, 2, 30), "shop": ["a"] * 30}
+    )  # fmt: skip
+    frame.loc[4, "sales"] = np.nan
+    frame.to_csv(tmp_path / "sales.csv", index=False)
+    frame.to_parquet(tmp_path / "sales.parquet")
+    for path in (tmp_path / "sales.csv", tmp_path / "sales.parquet"):
+        data = load_forecasting_file(str(path), "sales", "when", prediction_length=7, season_length=7,
+                                     covariates=["price"])  # fmt: skip
+        assert data.freq == "D" and data.num_time_features == num_time_features("D")
+        target = np.asarray(data.dataset[0]["target"])
+        assert (
+            len(target) == 30
+            and np.isnan(target[4])
+            and np.asarray(data.dataset[0]["feat_dynamic_real"]).shape == (1, 30)
+        )
+    with pytest.raises(ValueError, match="'shop'"):
+        load_forecasting_file(str(tmp_path / "sales.csv"), "shop", "when", prediction_length=7)
+    frame.drop(index=10).to_csv(tmp_path / "gap.csv", index=False)
+    with pytest.raises(ValueError, match="skip steps|cannot infer"):
+        load_forecasting_file(str(tmp_path / "gap.csv"), "sales", "when", prediction_length=7, freq="D")
+    with pytest.raises(ValueError, match="'time'"):
+        load_forecasting_file(str(tmp_path / "sales.csv"), "sales", "time", prediction_length=7)

@@ -310,10 +310,49 @@ def load_forecasting_data(name: str) -> ForecastingData:
     return FORECASTING_DATASETS[name]()
 
 
+def load_forecasting_file(
+    path: str,
+    target: str,
+    timestamp_column: str,
+    prediction_length: int,
+    season_length: int = 1,
+    freq: str | None = None,
+    covariates: Sequence[str] = (),
+) -> ForecastingData:
+    """One series from a local csv or parquet file with a timestamp column (rows in time order; an empty target
+    cell is a missing value). `freq` (a pandas frequency) is inferred from the timestamps when not given."""
+    if str(path).endswith(".parquet"):
+        frame = pd.read_parquet(path)
+    elif str(path).endswith(".csv"):
+        frame = pd.read_csv(path)
+    else:
+        raise ValueError(f"{path}: give a .csv or .parquet file")
+    if timestamp_column not in frame.columns:
+        raise ValueError(f"column {timestamp_column!r} is not in {path} (columns: {list(frame.columns)})")
+    stamps = pd.to_datetime(frame[timestamp_column])
+    if not stamps.is_monotonic_increasing or stamps.duplicated().any():
+        raise ValueError(f"{path}: the timestamps in {timestamp_column!r} must increase strictly, row by row")
+    freq = freq or pd.infer_freq(stamps)
+    if freq is None:
+        raise ValueError(
+            f"{path}: cannot infer a frequency from {timestamp_column!r}; pass freq (e.g. 'h', 'D')"
+        )
+    if len(stamps) != len(pd.date_range(stamps.iloc[0], stamps.iloc[-1], freq=freq)):
+        raise ValueError(
+            f"{path}: timestamps skip steps of frequency {freq!r}: give every step (NaN if missing)"
+        )
+    name = str(path).rsplit("/", 1)[-1]
+    dataset = dataset_from_frame(frame, target, stamps.iloc[0].isoformat(), name, covariates)
+    return ForecastingData(name=name, dataset=dataset, freq=freq, season_length=season_length,
+                           prediction_length=prediction_length, num_time_features=num_time_features(freq),
+                           description=f"{path}: column {target!r}, frequency {freq}.")  # fmt: skip
+
+
 __all__ = [
     "FORECASTING_DATASETS",
     "ForecastingData",
     "dataset_from_frame",
+    "load_forecasting_file",
     "load_airline",
     "load_co2",
     "load_elecdemand",

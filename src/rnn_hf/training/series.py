@@ -89,7 +89,10 @@ def training_arguments(output_dir: str, steps: int, learning_rate: float, batch_
 
 
 def fit(
-    model: RnnTimeSeriesPreTrainedModel, rows: Dataset, args: TrainingArguments, backbone_lr_ratio: float = 1.0
+    model: RnnTimeSeriesPreTrainedModel,
+    rows: Dataset,
+    args: TrainingArguments,
+    backbone_lr_ratio: float = 1.0,
 ) -> Trainer:
     """Train with `Trainer`; the backbone (`model.model`) learns at `backbone_lr_ratio` times the learning rate
     of the rest (ULMFiT's discriminative rates: a pretrained backbone moves less than a new head)."""
@@ -100,7 +103,9 @@ def fit(
         rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
         groups = [{"params": backbone, "lr": args.learning_rate * backbone_lr_ratio}, {"params": rest}]
         optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, weight_decay=args.weight_decay)
-    trainer = Trainer(model=model, args=args, train_dataset=rows.with_format("torch"), optimizers=(optimizer, None))
+    trainer = Trainer(
+        model=model, args=args, train_dataset=rows.with_format("torch"), optimizers=(optimizer, None)
+    )
     trainer.train()
     return trainer
 
