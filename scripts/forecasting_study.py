@@ -59,6 +59,9 @@ parser.add_argument("--learning_rate", type=float, default=1e-3)
 parser.add_argument("--batch_size", type=int, default=32)
 parser.add_argument("--hidden_size", type=int, default=40)
 parser.add_argument("--num_layers", type=int, default=2)
+parser.add_argument(
+    "--scaling", default="mean", choices=["mean", "std"], help="the forecaster's window scaling"
+)
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument(
     "--work_dir", default="runs/forecasting", help="models, checkpoints and scores (resumable)"
@@ -72,7 +75,7 @@ hf_logging.set_verbosity_error()
 warnings.filterwarnings("ignore", module="statsmodels")
 work_dir, output_dir = Path(args.work_dir), Path(args.output_dir)
 started = time.time()
-settings = ForecasterArguments(hidden_size=args.hidden_size, num_layers=args.num_layers)
+settings = ForecasterArguments(hidden_size=args.hidden_size, num_layers=args.num_layers, scaling=args.scaling)
 run_settings = {"forecaster": asdict(settings), "num_windows": args.num_windows, "max_steps": args.max_steps,
                 "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed}  # fmt: skip
 scores_path = work_dir / "scores.json"
@@ -151,7 +154,7 @@ figure.savefig(output_dir / "forecasting.png", dpi=110)
 lines = [
     "# Forecasting: the RNN against what users pick instead", "",
     "Rolling-origin backtest: each set's last windows are held out; the RNN (`RnnForTimeSeriesPrediction`, "
-    "student-t likelihood, mean scaling, 200 sample paths) trains once on the values before the earliest window and "
+    f"student-t likelihood, {args.scaling} scaling, 200 sample paths) trains once on the values before the earliest window and "
     "reads the history up to each window's start; the baselines refit at every window (statsmodels; ETS and ARIMA "
     "orders chosen automatically by AICc). MASE scales by the in-sample seasonal naive error (lower is better); "
     "mean wQL averages the weighted quantile loss over the 0.1..0.9 quantiles (a CRPS approximation); "
