@@ -155,6 +155,26 @@ def split_backbone_outputs(outputs: tuple) -> tuple[torch.Tensor, RnnCache | Non
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def init_module_weights(module: nn.Module, config) -> None:
+    """Uniform embeddings, normal linears, unit norms; the recurrent stack initializes itself (orthogonal blocks,
+    AWD-LSTM). Shared by every rnn_hf model family (`config` has `initializer_range` and `embedding_init_range`)."""
+    if isinstance(module, (nn.LayerNorm, nn.BatchNorm1d)):
+        init.ones_(module.weight)
+        init.zeros_(module.bias)
+        if isinstance(module, nn.BatchNorm1d):
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
+    elif isinstance(module, nn.Embedding):
+        init.uniform_(module.weight, -config.embedding_init_range, config.embedding_init_range)
+    elif isinstance(module, nn.Linear):
+        init.normal_(module.weight, mean=0.0, std=config.initializer_range)
+        if module.bias is not None:
+            init.zeros_(module.bias)
+    elif isinstance(module, RecurrentStack):
+        module.init_weights()
+
+
 class RnnPreTrainedModel(PreTrainedModel):
     config: RnnConfig
     config_class = RnnConfig
@@ -164,23 +184,7 @@ class RnnPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["RecurrentStack"]
 
     def _init_weights(self, module):
-        """Uniform embeddings, normal linears; the recurrent stack initializes itself (orthogonal blocks, AWD-LSTM)."""
-        config = self.config
-        if isinstance(module, (nn.LayerNorm, nn.BatchNorm1d)):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-            if isinstance(module, nn.BatchNorm1d):
-                init.zeros_(module.running_mean)
-                init.ones_(module.running_var)
-                init.zeros_(module.num_batches_tracked)
-        elif isinstance(module, nn.Embedding):
-            init.uniform_(module.weight, -config.embedding_init_range, config.embedding_init_range)
-        elif isinstance(module, nn.Linear):
-            init.normal_(module.weight, mean=0.0, std=config.initializer_range)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, RecurrentStack):
-            module.init_weights()
+        init_module_weights(module, self.config)
 
 
 class RnnModel(RnnPreTrainedModel):

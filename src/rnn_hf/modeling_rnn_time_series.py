@@ -29,6 +29,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_rnn_time_series import RnnTimeSeriesConfig
 from .layers import RnnClassificationHead, pool_sequence
+from .modeling_rnn import LOSS_KWARGS, check_class_labels, check_keyword_arguments, init_module_weights
 from .recurrent import RecurrentStack, RnnCache
 from .regularization import LockedDropout
 
@@ -225,23 +226,7 @@ class RnnTimeSeriesPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["RecurrentStack"]
 
     def _init_weights(self, module):
-        """Normal linears, uniform categorical embeddings; the recurrent stacks initialize themselves."""
-        config = self.config
-        if isinstance(module, (nn.LayerNorm, nn.BatchNorm1d)):
-            init.ones_(module.weight)
-            init.zeros_(module.bias)
-            if isinstance(module, nn.BatchNorm1d):
-                init.zeros_(module.running_mean)
-                init.ones_(module.running_var)
-                init.zeros_(module.num_batches_tracked)
-        elif isinstance(module, nn.Embedding):
-            init.uniform_(module.weight, -config.embedding_init_range, config.embedding_init_range)
-        elif isinstance(module, nn.Linear):
-            init.normal_(module.weight, mean=0.0, std=config.initializer_range)
-            if module.bias is not None:
-                init.zeros_(module.bias)
-        elif isinstance(module, RecurrentStack):
-            module.init_weights()
+        init_module_weights(module, self.config)
 
 
 def recurrent_stack(config: RnnTimeSeriesConfig, input_size: int) -> RecurrentStack:
@@ -526,11 +511,7 @@ class RnnForTimeSeriesPrediction(RnnTimeSeriesPreTrainedModel):
         """
         config = self.config
         return_dict = return_dict if return_dict is not None else config.return_dict
-        for name in kwargs:
-            if name != "num_items_in_batch":
-                raise TypeError(
-                    f"{type(self).__name__}.forward() got an unexpected keyword argument {name!r}."
-                )
+        check_keyword_arguments(self, kwargs, LOSS_KWARGS)
         steps = as_channels("past_values", past_values, config.input_size).size(1)
         if steps != config.past_length:
             raise ValueError(
@@ -752,11 +733,7 @@ class RnnForSequenceReconstruction(RnnTimeSeriesPreTrainedModel):
         config = self.config
         return_dict = return_dict if return_dict is not None else config.return_dict
         teacher_forcing = self.training if teacher_forcing is None else teacher_forcing
-        for name in kwargs:
-            if name != "num_items_in_batch":
-                raise TypeError(
-                    f"{type(self).__name__}.forward() got an unexpected keyword argument {name!r}."
-                )
+        check_keyword_arguments(self, kwargs, LOSS_KWARGS)
         if config.num_time_features:
             raise ValueError(
                 "RnnForSequenceReconstruction reads values only: use a config with num_time_features=0."
@@ -903,11 +880,7 @@ class RnnForTimeSeriesClassification(RnnTimeSeriesPreTrainedModel):
         """
         config = self.config
         return_dict = return_dict if return_dict is not None else config.return_dict
-        for name in kwargs:
-            if name != "num_items_in_batch":
-                raise TypeError(
-                    f"{type(self).__name__}.forward() got an unexpected keyword argument {name!r}."
-                )
+        check_keyword_arguments(self, kwargs, LOSS_KWARGS)
         if config.num_time_features:
             raise ValueError(
                 "RnnForTimeSeriesClassification reads values only: use a config with num_time_features=0."
@@ -939,12 +912,7 @@ class RnnForTimeSeriesClassification(RnnTimeSeriesPreTrainedModel):
                     else "multi_label_classification"
                 )
             if config.problem_type == "single_label_classification":
-                valid = (labels >= 0) & (labels < self.num_labels)
-                if not bool(valid.all()):
-                    raise ValueError(
-                        f"`labels` contains {int(labels[~valid][0])}, outside [0, {self.num_labels}) "
-                        f"(num_labels={self.num_labels})."
-                    )
+                check_class_labels(labels, self.num_labels, allow_ignore=False)
             loss = self.loss_function(labels, logits, config, **kwargs)
         if not return_dict:
             output = tuple(v for v in (logits, outputs.hidden_states) if v is not None)
