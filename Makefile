@@ -76,6 +76,8 @@ study: venv
 # isolation forest; pretrained vs scratch vs ROCKET vs 1-NN DTW with 1-5 labels per class.
 timeseries: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/forecasting_study.py --output_dir docs/results
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/forecasting_study.py --datasets co2 --scaling std \
+		--work_dir runs/forecasting_std --output_dir docs/results/forecasting_std
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/anomaly_study.py --output_dir docs/results
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/series_classification_study.py --output_dir docs/results
 
