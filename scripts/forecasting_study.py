@@ -119,8 +119,8 @@ for name in [args.file] if args.file else args.datasets:
     key = f"{name} {json.dumps(run_settings, sort_keys=True)}"
     results = scores.get(key, {})
     torch.manual_seed(args.seed)
-    results["RNN (DeepAR-style, ours)"] = evaluate(rnn_forecast_fn(model, data, ends), data, args.num_windows,
-                                                   with_window=True)  # fmt: skip
+    rnn_forecast = rnn_forecast_fn(model, data, ends)
+    results["RNN (DeepAR-style, ours)"] = evaluate(rnn_forecast, data, args.num_windows, with_window=True)
     methods = [] if args.no_baselines else [("seasonal naive", seasonal_naive), ("ETS (auto)", ets),
                                              ("ARIMA (auto)", arima)]  # fmt: skip
     for method, forecast_fn in methods:
@@ -139,7 +139,7 @@ for name in [args.file] if args.file else args.datasets:
                  f"lags {config.lags_sequence}, {config.num_time_features} time features, "
                  f"{model.num_parameters():,} parameters.", "", *results_table(results), ""]  # fmt: skip
     last = list(forecast_windows(data, args.num_windows))[-1]
-    charts.append((data, rnn_forecast_fn(model, data, ends), last))
+    charts.append((data, rnn_forecast, last))
 
 output_dir.mkdir(parents=True, exist_ok=True)
 figure, axes = plt.subplots(len(charts), 1, figsize=(10, 3.2 * len(charts)), squeeze=False)

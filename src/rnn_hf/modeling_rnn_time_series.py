@@ -60,6 +60,8 @@ class RnnTimeSeriesModelOutput(ModelOutput):
         The values given (past, then future), missing ones imputed with the observed mean, then scaled.
     observed_mask (`torch.BoolTensor` of shape `(batch_size, num_values, input_size)`):
         Which of those values were observed.
+    values (`torch.FloatTensor` of shape `(batch_size, num_values, input_size)`):
+        The values given (past, then future), unscaled, 0 where missing.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
@@ -70,6 +72,7 @@ class RnnTimeSeriesModelOutput(ModelOutput):
     static_features: torch.FloatTensor | None = None
     scaled_values: torch.FloatTensor | None = None
     observed_mask: torch.BoolTensor | None = None
+    values: torch.FloatTensor | None = None
 
 
 @dataclass
@@ -396,6 +399,7 @@ class RnnTimeSeriesModel(RnnTimeSeriesPreTrainedModel):
                     f"`future_values` has {future.size(0)} rows but `past_values` has {batch_size}."
                 )
             scaled = torch.cat([scaled, (torch.where(future_observed, future, mean) - loc) / scale], dim=1)
+            values = torch.cat([values, future], dim=1)
             observed = torch.cat([observed, future_observed], dim=1)
         num_values = scaled.size(1)
         end = num_values + (1 if read_next else 0)
@@ -424,7 +428,7 @@ class RnnTimeSeriesModel(RnnTimeSeriesPreTrainedModel):
         hidden, all_hidden, cache = self.recurrent(features, output_hidden_states=output_hidden_states)
         hidden_states = (features,) + all_hidden if output_hidden_states else None
         if not return_dict:
-            return (hidden, cache, hidden_states, loc, scale, static, scaled, observed)
+            return (hidden, cache, hidden_states, loc, scale, static, scaled, observed, values)
         return RnnTimeSeriesModelOutput(
             last_hidden_state=hidden,
             cache=cache,
@@ -434,6 +438,7 @@ class RnnTimeSeriesModel(RnnTimeSeriesPreTrainedModel):
             static_features=static,
             scaled_values=scaled,
             observed_mask=observed,
+            values=values,
         )
 
 
@@ -535,9 +540,7 @@ class RnnForTimeSeriesPrediction(RnnTimeSeriesPreTrainedModel):
         params = self.output_params(outputs.last_hidden_state)
         loss = None
         if future_values is not None:
-            loss = self.loss(
-                past_values, past_observed_mask, future_values, future_observed_mask, params, outputs
-            )
+            loss = self.loss(params, outputs)
         if not return_dict:
             output = (params, outputs.loc, outputs.scale, outputs.static_features, outputs.cache)
             return ((loss,) + output) if loss is not None else output
@@ -551,15 +554,11 @@ class RnnForTimeSeriesPrediction(RnnTimeSeriesPreTrainedModel):
             hidden_states=outputs.hidden_states,
         )
 
-    def loss(self, past_values, past_observed_mask, future_values, future_observed_mask, params, outputs):
+    def loss(self, params, outputs: RnnTimeSeriesModelOutput) -> torch.Tensor:
         """Mean over observed targets (steps `max(lags)` onward) of their negative log-likelihood or squared error."""
         input_size = self.config.input_size
-        past, past_observed = observed_values("past_values", past_values, past_observed_mask, input_size)
-        future, future_observed = observed_values(
-            "future_values", future_values, future_observed_mask, input_size
-        )
-        target = torch.cat([past, future], dim=1)[:, self.config.max_lag :]  # (B, n, C): zeros where missing
-        observed = torch.cat([past_observed, future_observed], dim=1)[:, self.config.max_lag :]
+        target = outputs.values[:, self.config.max_lag :]  # (B, n, C): zeros where missing
+        observed = outputs.observed_mask[:, self.config.max_lag :]
         weights = observed.all(-1).to(
             target.dtype
         )  # (B, n): a step counts when all its variates are observed
