@@ -57,6 +57,10 @@ parser.add_argument("--num_windows", type=int, default=8, help="held-out windows
 parser.add_argument("--max_steps", type=int, default=3000, help="optimizer steps per forecaster")
 parser.add_argument("--learning_rate", type=float, default=1e-3)
 parser.add_argument("--batch_size", type=int, default=32)
+parser.add_argument("--context_length", type=int, help="steps read before a forecast (default: 3 x horizon)")
+parser.add_argument(
+    "--lags_sequence", type=int, nargs="+", help="default: 1-7 and around one and two seasons"
+)
 parser.add_argument("--hidden_size", type=int, default=40)
 parser.add_argument("--num_layers", type=int, default=2)
 parser.add_argument(
@@ -75,7 +79,8 @@ hf_logging.set_verbosity_error()
 warnings.filterwarnings("ignore", module="statsmodels")
 work_dir, output_dir = Path(args.work_dir), Path(args.output_dir)
 started = time.time()
-settings = ForecasterArguments(hidden_size=args.hidden_size, num_layers=args.num_layers, scaling=args.scaling)
+settings = ForecasterArguments(context_length=args.context_length, lags_sequence=args.lags_sequence,
+                               hidden_size=args.hidden_size, num_layers=args.num_layers, scaling=args.scaling)  # fmt: skip
 run_settings = {"forecaster": asdict(settings), "num_windows": args.num_windows, "max_steps": args.max_steps,
                 "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed}  # fmt: skip
 scores_path = work_dir / "scores.json"

@@ -61,6 +61,10 @@ def parse_args(argv):
     parser.add_argument("--seeds", nargs="+", type=int, help="default: 0 1 2; --quick: 0")
     parser.add_argument("--max_seq_length", type=int, help="default: finetune's 512; --quick: 64")
     parser.add_argument("--num_train_epochs", type=int, help="default: the recipe's; --quick: 1")
+    parser.add_argument("--classifier_bptt", type=int, help="read documents in chunks of this many tokens, "
+                        "the state carried (ULMFiT's BPT3C: raise --max_seq_length for whole documents)")  # fmt: skip
+    parser.add_argument("--classifier_grad_length", type=int, help="with --classifier_bptt: gradients through "
+                        "the last N tokens' chunks only")  # fmt: skip
     parser.add_argument(
         "--learning_rates", nargs="+", type=float, help="tune each network's peak rate over these"
     )
@@ -109,9 +113,8 @@ def main(argv: list[str] | None = None) -> Path:
     data = unseen_by_every_checkpoint(data, list(checkpoints.values()), refuse=args.test_file is not None)
     regression = args.task == "regression"
     work_dir = Path(args.work_dir)
-    training = {
-        k: getattr(args, k) for k in ("max_seq_length", "num_train_epochs") if getattr(args, k) is not None
-    }
+    training = {k: getattr(args, k) for k in ("max_seq_length", "num_train_epochs", "classifier_bptt",
+                                              "classifier_grad_length") if getattr(args, k) is not None}  # fmt: skip
 
     def network(name: str, learning_rate: float) -> object:
         return finetune_method(name, LEGENDS[name], checkpoints[name], data, work_dir, args.task,

@@ -532,6 +532,56 @@ def test_ulmfit_classifier_head(tmp_path, norm):
         assert torch.equal(head.input_norm.running_mean, running_mean)
 
 
+@pytest.mark.parametrize("side", ["right", "left", "holes"])
+@pytest.mark.parametrize("cell_type", CELLS)
+def test_classifier_reading_in_chunks_equals_one_pass(cell_type, side):
+    """ULMFiT's BPT3C: chunks of `classifier_bptt` tokens with the state carried give the one-pass logits, for
+    every pooling, padding on either side or absent tokens anywhere, and chunk sizes that do not divide the length
+    (rows end in different chunks)."""
+    rows = [tester.input_ids(1, length, seed=length)[0] for length in (11, 2, 7)]
+    batch, mask = padded_batch(rows, side)
+    for pooling in ["last", "mean", "max", "concat"]:
+        model = tester.model(RnnForSequenceClassification, cell_type=cell_type, classifier_pooling=pooling)
+        with torch.no_grad():
+            one_pass = model(batch, attention_mask=mask).logits
+            for bptt in (1, 3, 4, batch.size(1) - 1):
+                model.config.classifier_bptt = bptt
+                chunked = model(batch, attention_mask=mask).logits
+                torch.testing.assert_close(
+                    chunked, one_pass, atol=1e-5, rtol=1e-5, msg=f"{pooling} bptt {bptt}"
+                )
+            model.config.classifier_bptt = None
+
+
+def test_classifier_chunks_before_the_gradient_length_get_no_gradient():
+    """With `classifier_grad_length`, a token read only in an early chunk gets no embedding gradient, a token in
+    the last chunks does; without it every token does."""
+    early, late = 5, 6
+    input_ids = torch.tensor([[early] * 8 + [late] * 4])  # chunks of 4: [early x4] [early x4] [late x4]
+    for grad_length, early_has_gradient in ((4, False), (None, True)):
+        model = tester.model(
+            RnnForSequenceClassification, classifier_bptt=4, classifier_grad_length=grad_length
+        )
+        model.train()
+        model(input_ids, labels=torch.tensor([1])).loss.backward()
+        gradient = model.rnn.embeddings.weight.grad
+        assert gradient[late].abs().sum() > 0
+        assert bool(gradient[early].abs().sum() > 0) == early_has_gradient
+
+
+def test_classifier_chunked_reading_is_refused_where_it_cannot_work():
+    with pytest.raises(ValueError, match="bidirectional"):
+        tester.get_config(bidirectional=True, classifier_bptt=8)
+    with pytest.raises(ValueError, match="classifier_bptt"):
+        tester.get_config(classifier_bptt=0)
+    model = tester.model(RnnForSequenceClassification, classifier_bptt=3)
+    with pytest.raises(ValueError, match="output_hidden_states"):
+        model(tester.input_ids(), output_hidden_states=True)
+    assert (
+        len(model(tester.input_ids(seq_length=3), output_hidden_states=True).hidden_states) == 3
+    )  # one pass
+
+
 def test_sequence_classification_problem_types():
     input_ids = tester.input_ids()
     single = tester.model(RnnForSequenceClassification)

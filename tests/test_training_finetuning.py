@@ -137,6 +137,20 @@ def test_freeze_backbone_trains_the_head_only(tiny_checkpoint, tmp_path):
         UlmfitRecipe(gradual_unfreezing=True).resolve(ModelArguments("x", freeze_backbone=True))
 
 
+def test_whole_documents_in_chunks_bpt3c(tiny_checkpoint, tmp_path):
+    """`classifier_bptt`: the classifier reads up to `max_seq_length` tokens in chunks, saved in its config."""
+    metrics = finetune(ModelArguments(str(tiny_checkpoint), classifier_bptt=16, classifier_grad_length=32),
+                       DataArguments(num_labeled_per_class=2, max_seq_length=96), fast(tmp_path))  # fmt: skip
+    assert metrics["classifier_bptt"] == 16 and 0 <= metrics["accuracy"] <= 1
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert (model.config.classifier_bptt, model.config.classifier_grad_length) == (16, 32)
+    assert "chunks of 16 tokens" in (tmp_path / "README.md").read_text()
+    with pytest.raises(UserError, match="needs --classifier_bptt"):
+        ModelArguments("x", classifier_grad_length=32)
+    with pytest.raises(UserError, match="--classifier_bptt must be at least 1"):
+        ModelArguments("x", classifier_bptt=0)
+
+
 def test_from_scratch_keeps_the_config_but_not_the_weights(tiny_checkpoint, tmp_path):
     metrics = finetune(ModelArguments(str(tiny_checkpoint), from_scratch=True),
                        DataArguments(num_labeled_per_class=2, max_seq_length=64), fast(tmp_path))  # fmt: skip

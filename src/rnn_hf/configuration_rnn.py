@@ -98,6 +98,14 @@ class RnnConfig(PreTrainedConfig):
             The normalization of ULMFiT's head: `"layer"` (per document, the same in training and inference) or
             `"batch"` (per feature, ULMFiT's own: it puts the last, max and mean pools, whose scales differ feature by
             feature, on one scale; a training batch of one document uses the running statistics).
+        classifier_bptt (`int`, *optional*):
+            [`RnnForSequenceClassification`] reads an input longer than this in chunks of this many tokens, the
+            state carried from each to the next, and pools over every chunk (ULMFiT's BPT3C: whole documents at a
+            bounded memory). `None`: one pass over the whole input.
+        classifier_grad_length (`int`, *optional*):
+            With `classifier_bptt`, gradients flow only through the chunks that hold the last this many positions;
+            the chunks before them run without a graph (their outputs still count in the pooling). `None`: through
+            every chunk.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal distribution that initializes the linear layers.
         embedding_init_range (`float`, *optional*, defaults to 1.0):
@@ -153,6 +161,8 @@ class RnnConfig(PreTrainedConfig):
     classifier_pooling: str = "concat"
     classifier_hidden_size: int | None = 50
     classifier_norm: str = "batch"
+    classifier_bptt: int | None = None
+    classifier_grad_length: int | None = None
     initializer_range: float = 0.02
     embedding_init_range: float = 1.0
     recurrent_initializer: str = "orthogonal"
@@ -184,6 +194,15 @@ class RnnConfig(PreTrainedConfig):
         if self.classifier_norm not in CLASSIFIER_NORMS:
             raise ValueError(
                 f"`classifier_norm` must be one of {CLASSIFIER_NORMS}, got {self.classifier_norm!r}."
+            )
+        for name in ("classifier_bptt", "classifier_grad_length"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"`{name}` must be None or a positive integer, got {value!r}.")
+        if self.classifier_bptt is not None and self.bidirectional:
+            raise ValueError(
+                "`classifier_bptt` reads in chunks with the state carried forward; a bidirectional model's "
+                "backward direction needs the whole input at once: leave it None."
             )
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "mask_token_id"):
             value = getattr(self, name)

@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover
 
 from .configuration_rnn import RnnConfig
 from .layers import DecodingLinear, RnnClassificationHead, pool_sequence
-from .recurrent import RecurrentStack, RnnCache
+from .recurrent import PresentTokens, RecurrentStack, RnnCache
 from .regularization import EmbeddingDropout, LockedDropout
 
 GENERATE_CACHE_NAME = "cache" if "cache" in ALL_CACHE_NAMES else "cache_params"
@@ -553,15 +553,24 @@ class RnnForSequenceClassification(RnnPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         check_keyword_arguments(self, kwargs, LOSS_KWARGS)
-        outputs = self.rnn(
-            input_ids,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            position_ids=position_ids,
-            use_cache=False,
-            output_hidden_states=output_hidden_states,
-            return_dict=True,
-        )
+        length = (input_ids if input_ids is not None else inputs_embeds).size(1)
+        if self.config.classifier_bptt is not None and length > self.config.classifier_bptt:
+            if output_hidden_states:
+                raise ValueError(
+                    "`output_hidden_states` is not available when `classifier_bptt` reads the input in chunks."
+                )
+            outputs = self.read_in_chunks(input_ids, attention_mask, inputs_embeds)
+            attention_mask = outputs.attention_mask
+        else:
+            outputs = self.rnn(
+                input_ids,
+                attention_mask=attention_mask,
+                inputs_embeds=inputs_embeds,
+                position_ids=position_ids,
+                use_cache=False,
+                output_hidden_states=output_hidden_states,
+                return_dict=True,
+            )
         pooled = pool_sequence(
             outputs.last_hidden_state,
             attention_mask,
@@ -591,6 +600,61 @@ class RnnForSequenceClassification(RnnPreTrainedModel):
             output = tuple(v for v in (logits, outputs.hidden_states) if v is not None)
             return ((loss,) + output) if loss is not None else output
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+    def read_in_chunks(
+        self,
+        input_ids: torch.LongTensor | None,
+        attention_mask: torch.Tensor | None,
+        inputs_embeds: torch.FloatTensor | None,
+    ) -> "ChunkedOutput":
+        """ULMFiT's BPT3C: the backbone reads `classifier_bptt` tokens at a time, the state carried; chunks before
+        the last `classifier_grad_length` positions run without a graph. Returns every position's output and the
+        mask they are pooled under: each row's present tokens are moved to its front first (pooling does not see
+        the order), so a row whose tokens are all read gets a placeholder token, whose output is left out."""
+        inputs = input_ids if input_ids is not None else inputs_embeds
+        batch_size, length = inputs.shape[:2]
+        layout = PresentTokens.from_mask(attention_mask, length)
+        if layout is not None:  # each row's present tokens to its front, padding after them
+            index = layout.order if inputs.dim() == 2 else layout.order[:, :, None].expand_as(inputs)
+            inputs = inputs.gather(1, index)
+            positions = torch.arange(length, device=inputs.device)[None, :]
+            attention_mask = (positions < layout.lengths[:, None]).long()  # (B, T)
+        else:
+            attention_mask = torch.ones(batch_size, length, dtype=torch.long, device=inputs.device)
+        bptt, grad_length = self.config.classifier_bptt, self.config.classifier_grad_length
+        grad_from = 0 if grad_length is None else length - grad_length
+        cache, chunks = None, []
+        for start in range(0, length, bptt):
+            chunk_mask = attention_mask[:, start : start + bptt]
+            done = (
+                chunk_mask[:, 0] == 0
+            )  # (B,) rows whose tokens are all read: a placeholder keeps them going
+            if bool(done.any()):
+                chunk_mask = chunk_mask.clone()
+                chunk_mask[done, 0] = 1
+            chunk = inputs[:, start : start + bptt]
+            with torch.set_grad_enabled(torch.is_grad_enabled() and start + chunk.size(1) > grad_from):
+                outputs = self.rnn(
+                    chunk if input_ids is not None else None,
+                    attention_mask=None if bool(chunk_mask.all()) else chunk_mask,
+                    inputs_embeds=chunk if input_ids is None else None,
+                    cache=cache,
+                    use_cache=True,
+                    return_dict=True,
+                )
+            cache = outputs.cache
+            chunks.append(outputs.last_hidden_state)
+        return ChunkedOutput(last_hidden_state=torch.cat(chunks, dim=1), attention_mask=attention_mask)
+
+
+@dataclass
+class ChunkedOutput(ModelOutput):
+    """`RnnForSequenceClassification.read_in_chunks`: the outputs `(B, T, H)` and the mask that says which count
+    (no `hidden_states`: chunked reading does not collect them)."""
+
+    last_hidden_state: torch.FloatTensor | None = None
+    attention_mask: torch.Tensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 class RnnForTokenClassification(RnnPreTrainedModel):

@@ -85,12 +85,28 @@ class ModelArguments:
     )
     classifier_norm: str = field(default="batch", metadata={"choices": ["batch", "layer"]})
     classifier_dropout: float | None = field(default=None, metadata={"help": "default: the checkpoint's"})
+    classifier_bptt: int | None = field(
+        default=None,
+        metadata={
+            "help": "read documents longer than this in chunks of this many tokens, the state carried (ULMFiT's "
+            "BPT3C; raise --max_seq_length to read whole documents); default: one pass"
+        },
+    )
+    classifier_grad_length: int | None = field(
+        default=None,
+        metadata={"help": "with --classifier_bptt: gradients through the chunks of the last N tokens only"},
+    )
 
     def __post_init__(self):
         if self.classifier_hidden_size < 0:
             raise UserError(
                 f"--classifier_hidden_size must be 0 or positive, got {self.classifier_hidden_size}"
             )
+        for name in ("classifier_bptt", "classifier_grad_length"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UserError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.classifier_grad_length is not None and self.classifier_bptt is None:
+            raise UserError("--classifier_grad_length needs --classifier_bptt (the chunks it counts)")
 
 
 @dataclass
@@ -612,6 +628,13 @@ def load_model(model_args: ModelArguments, task: FinetuningTask, checkpoint: Pat
                      classifier_norm=model_args.classifier_norm)  # fmt: skip
     if model_args.classifier_dropout is not None:
         overrides["classifier_dropout"] = model_args.classifier_dropout
+    if model_args.classifier_bptt is not None:
+        if task.model_class is not RnnForSequenceClassification:
+            raise UserError(
+                "--classifier_bptt is for document classification and regression, not token tagging"
+            )
+        overrides.update(classifier_bptt=model_args.classifier_bptt,
+                         classifier_grad_length=model_args.classifier_grad_length)  # fmt: skip
     # fixed features: `Trainer` puts the model in train mode, so no backbone dropout
     if model_args.freeze_backbone:
         overrides.update(dict.fromkeys(BACKBONE_DROPOUT_ARGUMENTS, 0.0))
@@ -787,7 +810,7 @@ def finetune(
         "epochs_trained": epochs_trained, "num_train_epochs": num_epochs, "learning_rate": learning_rate,
         "train_runtime_s": round(train_result.metrics["train_runtime"], 1), "wall_time_s": round(wall_time, 1),
         "from_scratch": model_args.from_scratch, "freeze_backbone": model_args.freeze_backbone,
-        "seed": training_args.seed,
+        "classifier_bptt": model_args.classifier_bptt, "seed": training_args.seed,
     })  # fmt: skip
     (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     write_card(
@@ -834,6 +857,14 @@ def write_card(model, task, data, model_args, data_args, training_args, recipe, 
             else "linear decay",
             "gradual unfreezing": recipe.gradual_unfreezing,
             "max sequence length": data_args.max_seq_length,
+            "reading": "one pass"
+            if model_args.classifier_bptt is None
+            else f"chunks of {model_args.classifier_bptt} tokens, state carried (BPT3C); gradients through "
+            + (
+                "all"
+                if model_args.classifier_grad_length is None
+                else f"the last {model_args.classifier_grad_length}"
+            ),
             "seed": training_args.seed,
             "wall time": f"{metrics['wall_time_s']:.0f} s",
         },  # fmt: skip

@@ -14,6 +14,7 @@ of each metric, command, date, hardware, wall time) and `label_efficiency.png` (
 `finetune` (pretrained or from scratch), and TF-IDF + a linear model, the baseline users try first.
 """
 
+import dataclasses
 import datetime
 import json
 import shutil
@@ -306,12 +307,15 @@ def finetune_method(name: str, legend: str, checkpoint: str | Path, data: Finetu
                     task: str = "single_label_classification", from_scratch: bool = False, settings: dict | None = None,
                     **training) -> Method:  # fmt: skip
     """An rnn_hf checkpoint fine-tuned by `finetune` with the recipe's defaults; `training` overrides
-    `TrainingArguments` and `DataArguments` fields (`learning_rate`, `num_train_epochs`, `max_seq_length`)."""
+    `TrainingArguments`, `DataArguments` and `ModelArguments` fields (`learning_rate`, `num_train_epochs`,
+    `max_seq_length`, `classifier_bptt`, ...)."""
     max_seq_length = training.pop("max_seq_length", DataArguments.max_seq_length)
+    model_fields = {f.name for f in dataclasses.fields(ModelArguments)} & training.keys()
+    model_settings = {name: training.pop(name) for name in sorted(model_fields)}
 
     def run(num_labels: str, seed: int) -> dict:
         run_dir = work_dir / f"{name}-n{num_labels}-seed{seed}"
-        metrics = finetune(ModelArguments(str(checkpoint), from_scratch=from_scratch),
+        metrics = finetune(ModelArguments(str(checkpoint), from_scratch=from_scratch, **model_settings),
                            study_data_args(task, num_labels, max_seq_length),
                            recipe_training_arguments(str(run_dir), quiet=True, seed=seed, **training), data=data)  # fmt: skip
         shutil.rmtree(run_dir)  # the metrics are all a study needs; a model is tens of MB
@@ -319,7 +323,7 @@ def finetune_method(name: str, legend: str, checkpoint: str | Path, data: Finetu
         return {**metrics, **{f"best_validation_{k}": v for k, v in best.items()}}
 
     recorded = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length, **training,
-                **(settings or {})}  # fmt: skip
+                **model_settings, **(settings or {})}  # fmt: skip
     return Method(name, legend, run, recorded)
 
 
