@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> Path:
         intro=intro, all_size=all_size, report_only=args.report_only, extra_runs=tuning_runs,
         x_label="labeled training documents" + (" per class" if per_class else ""),
         command="python scripts/label_efficiency.py " + shlex.join(argv),
+        test_labels=None if regression else data.test["label"],
     )  # fmt: skip
 
 

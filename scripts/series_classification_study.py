@@ -149,6 +149,7 @@ def run_study(name: str) -> None:
         all_size=len(train) / num_classes,
         command=command,
         report_name=f"series_classification_{name}",
+        test_labels=test_labels.tolist(),
     )
 
 

@@ -17,6 +17,7 @@ from rnn_hf.training.label_efficiency import (
     finetune_method,
     label_efficiency,
     label_savings,
+    majority_class_scores,
     markdown_table,
     unseen_by_every_checkpoint,
 )
@@ -73,6 +74,8 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
         in report
     )
     assert "Hardware: " in report and "Quick mode" in report and "| 2 |" in report
+    # the floor under every table: the share of BBC News's largest topic among the test documents
+    assert report.count("Floor: always predicting the test set's most frequent class scores ") == 2
     records = [json.loads(line) for line in (tmp_path / "work" / "results.jsonl").read_text().splitlines()]
     tuning = [r for r in records if r["num_labels"] == "25"]
     assert sorted((r["method"], r["settings"]["learning_rate"]) for r in tuning) == [
@@ -125,6 +128,11 @@ def test_label_savings_and_table_cells():
         and "| 10 | 93.0 ± 2.0 (n=2) |" in text
         and "| all (≈300) | 98.0 (n=1) |" in text
     )
+
+
+def test_majority_class_floor():
+    floor = majority_class_scores(["a", "b", "a", "c", "a", "b"])
+    assert floor["accuracy"] == 0.5 and floor["macro_f1"] == pytest.approx((2 * 0.5 / 1.5) / 3)
 
 
 def test_document_split_records_and_refuses(tmp_path):

@@ -158,9 +158,20 @@ def label_savings(table: dict, num_labels_list: list[str], methods: list[Method]
     return sentences
 
 
+def majority_class_scores(test_labels: list) -> dict[str, float]:
+    """Accuracy and macro-F1 of always predicting the most frequent class of `test_labels`: the floor a classifier
+    must beat (on an imbalanced test set, well above chance)."""
+    labels = np.asarray(test_labels)
+    values, counts = np.unique(labels, return_counts=True)
+    predicted = np.full_like(labels, values[np.argmax(counts)])
+    return {"accuracy": float(accuracy_score(labels, predicted)),
+            "macro_f1": float(f1_score(labels, predicted, average="macro", zero_division=0))}  # fmt: skip
+
+
 def plot(table: dict, num_labels_list: list[str], methods: list[Method], metric: str, all_size: float | None,
-         path: Path, x_label: str) -> None:  # fmt: skip
-    """The metric against labels (log axis), the mean with a ±std band per method."""
+         path: Path, x_label: str, floor: float | None = None) -> None:  # fmt: skip
+    """The metric against labels (log axis), the mean with a ±std band per method; `floor` (e.g. the majority
+    class's accuracy) as a dashed line."""
     x_of = {n: (all_size or 2 * max([int(m) for m in num_labels_list if m != "all"] or [1])) if n == "all"
             else float(n) for n in num_labels_list}  # fmt: skip
     scale = percent_scale(metric)
@@ -173,6 +184,8 @@ def plot(table: dict, num_labels_list: list[str], methods: list[Method], metric:
             x, mean, std = (np.array(column) for column in zip(*points, strict=True))
             axes.plot(x, scale * mean, marker="o", label=method.legend)
             axes.fill_between(x, scale * (mean - std), scale * (mean + std), alpha=0.2)
+    if floor is not None:
+        axes.axhline(scale * floor, color="gray", linestyle="--", linewidth=1, label="majority class")
     ticks = sorted(x_of.values())
     axes.set_xscale("log")
     axes.set_xticks(ticks)
@@ -203,12 +216,14 @@ def label_efficiency(
     command: str | None = None,
     extra_runs: list[dict] | None = None,
     report_name: str = "label_efficiency",
+    test_labels: list | None = None,
 ) -> Path:
     """Run what `results.jsonl` lacks, then write the report; returns the path of the `.md` file.
 
     `all_size` is the x position of "all" (e.g. labeled documents per class in the whole pool); `extra_runs` are
-    records that count towards the wall time without a cell (e.g. tuning runs). The report is written as
-    `<output_dir>/<report_name>.md` and `.png`.
+    records that count towards the wall time without a cell (e.g. tuning runs); `test_labels` (classification)
+    give the floor every table and the plot show: always predicting the test set's most frequent class. The report
+    is written as `<output_dir>/<report_name>.md` and `.png`.
     """
     start = time.time()
     work_dir, output_dir = Path(work_dir), Path(output_dir)
@@ -230,7 +245,9 @@ def label_efficiency(
                if (r := store.find(method.name, n, seed, method.settings)) is not None]  # fmt: skip
     tables = {metric: summarize(records, order, [m.name for m in methods], metric) for metric in metrics}
     output_dir.mkdir(parents=True, exist_ok=True)
-    plot(tables[metrics[0]], order, methods, metrics[0], all_size, output_dir / f"{report_name}.png", x_label)
+    floors = majority_class_scores(test_labels) if test_labels is not None else {}
+    plot(tables[metrics[0]], order, methods, metrics[0], all_size, output_dir / f"{report_name}.png", x_label,
+         floors.get(metrics[0]))  # fmt: skip
     total = sum(r["wall_time_s"] for r in records + (extra_runs or []))
     unit = "labels per class" if "per class" in x_label else "labels"
     lines = [f"# {title}", "", *(intro or [])]
@@ -241,6 +258,9 @@ def label_efficiency(
         scale = percent_scale(metric)
         lines += ["", f"## {metric}" + (" (%)" if scale == 100 else ""), "",
                   markdown_table(tables[metric], order, methods, len(seeds), scale, all_size, unit)]  # fmt: skip
+        if metric in floors:
+            lines += ["", f"Floor: always predicting the test set's most frequent class scores "
+                          f"{scale * floors[metric]:.1f}."]  # fmt: skip
     lines += [
         "", f"![{metrics[0]} against labels]({report_name}.png)", "", "## How this was measured", "",
         *([f"- Command: `{command}`"] if command else []),
