@@ -85,7 +85,7 @@ run_settings = {"forecaster": asdict(settings), "num_windows": args.num_windows,
                 "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed}  # fmt: skip
 scores_path = work_dir / "scores.json"
 scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
-sections, charts = [], []
+sections, charts, reused = [], [], []
 
 for name in [args.file] if args.file else args.datasets:
     if args.file:
@@ -103,6 +103,7 @@ for name in [args.file] if args.file else args.datasets:
     if (model_dir / "model.safetensors").is_file():
         model = RnnForTimeSeriesPrediction.from_pretrained(model_dir)
         print(f"{name}: reusing the forecaster in {model_dir}")
+        reused.append(name)
     else:
         model_dir.mkdir(parents=True, exist_ok=True)
         settings_file.write_text(json.dumps(run_settings, indent=2))
@@ -168,7 +169,8 @@ lines = [
     f"- Command: `python scripts/forecasting_study.py {' '.join(sys.argv[1:])}`",
     f"- Date: {datetime.date.today().isoformat()}; hardware: {hardware()}",
     f"- Settings: {json.dumps(run_settings)}",
-    f"- Wall time of this invocation: {(time.time() - started) / 60:.1f} min (models and scores in `{work_dir}`).", "",
+    f"- Wall time of this invocation: {(time.time() - started) / 60:.1f} min (models and scores in `{work_dir}`"
+    + (f"; the forecasters of {', '.join(reused)} trained by an earlier invocation, reused)." if reused else ")."), "",
 ]  # fmt: skip
 (output_dir / "forecasting.md").write_text("\n".join(lines))
 print(f"wrote {output_dir / 'forecasting.md'} and {output_dir / 'forecasting.png'}")
