@@ -253,3 +253,45 @@ def test_stream_batches_continue_each_row():
     assert torch.equal(targets[:, :-1], inputs[:, 1:])
     assert torch.equal(following[:, 0], inputs[:, -1] + 1)  # row r of batch i + 1 continues row r of batch i
     assert inputs[0, 0].item() == 50  # process 1 owns rows 2 and 3 of the 4 rows of 25 tokens
+
+
+def test_continued_pretraining_starts_from_the_checkpoint(corpus, tiny_checkpoint, tmp_path):
+    """ULMFiT's second stage: `--model_name_or_path` continues a pretrained LM (its config and tokenizer, not the
+    model flags) on new text, with discriminative rates and slanted triangular learning rates; split.json counts
+    what the first stage trained on as seen too."""
+    output = tmp_path / "out"
+    args = ["--model_name_or_path", str(tiny_checkpoint), "--train_file", str(corpus / "train.txt"), "--max_train_samples",
+            "6", "--max_train_steps", "3", "--output_dir", str(output), *TINY, "--learning_rate", "1e-4",
+            "--discriminative_lr_decay", "2.6", "--lr_scheduler_type", "slanted_triangular"]  # fmt: skip
+    result = run_pretrain(args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"continuing from {tiny_checkpoint}" in result.stdout
+    before, after = weights(tiny_checkpoint), weights(output)
+    assert before.keys() == after.keys()  # the checkpoint's shapes (hidden 32), not --hidden_size 24
+    differences = [float((before[name] - after[name]).abs().max()) for name in before]
+    assert 0 < max(differences) < 0.05  # a few small steps away from the pretrained weights
+    assert json.loads((output / "config.json").read_text())["hidden_size"] == 32
+    first, second = DocumentSplit.load(tiny_checkpoint), DocumentSplit.load(output)
+    assert set(first.trained_on) < set(second.trained_on) and str(tiny_checkpoint) in second.source
+    assert f"`{tiny_checkpoint}`" in (output / "README.md").read_text()
+    refused = run_pretrain([*args[:2], "--objective", "mlm", "--output_dir", str(tmp_path / "mlm"), *TINY])
+    assert refused.returncode == 2 and "needs a bidirectional model" in refused.stderr
+
+
+def test_discriminative_rates_per_layer_group():
+    from rnn_hf import RnnConfig, RnnForCausalLM
+    from rnn_hf.training import PretrainingArguments
+    from rnn_hf.training.pretraining import optimizer_groups
+
+    model = RnnForCausalLM(RnnConfig(vocab_size=50, embedding_size=8, hidden_size=12, num_layers=2))
+    args = PretrainingArguments(output_dir="unused", learning_rate=1e-2, discriminative_lr_decay=2.0)
+    groups = optimizer_groups(model, args)
+    rates = sorted({group["lr"] for group in groups}, reverse=True)
+    assert rates == [1e-2, 5e-3, 2.5e-3, 1.25e-3]  # head, top layer, bottom layer, embeddings
+    (embedding_group,) = [g for g in groups if any(p is model.rnn.embeddings.weight for p in g["params"])]
+    assert embedding_group["lr"] == 1.25e-3 and embedding_group["weight_decay"] == 0.0
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    from rnn_hf.training.cli import UserError
+
+    with pytest.raises(UserError, match="brings its own tokenizer and config: drop --tokenizer_name"):
+        PretrainingArguments(output_dir="unused", model_name_or_path="runs/lm", tokenizer_name="runs/tok")

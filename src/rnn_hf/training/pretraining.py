@@ -26,6 +26,7 @@ from accelerate.utils import InitProcessGroupKwargs, set_seed
 from datasets import Dataset
 from tqdm.auto import tqdm
 from transformers import (
+    AutoConfig,
     AutoTokenizer,
     DataCollatorForLanguageModeling,
     PreTrainedTokenizerBase,
@@ -40,8 +41,9 @@ from ..modeling_rnn import RnnCache, RnnForCausalLM, RnnForMaskedLM
 from ..modeling_rnn_seq2seq import RnnForSeq2SeqLM
 from ..recurrent import reverse_rows
 from .batching import BlockBatches, HeldOutBlocks, HeldOutStream, StreamBatches, pad_blocks
-from .cli import UserError
+from .cli import UserError, check_rnn_checkpoint
 from .loop import MetricsLog, load_checkpoint, resolve_checkpoint, save_checkpoint
+from .ulmfit import layer_groups, slanted_triangular_schedule
 
 
 @dataclass
@@ -94,6 +96,14 @@ class PretrainingArguments:
         metadata={"help": "seq_autoencoder: reconstruct each span reversed (Dai & Le 2015; EncDec-AD)"},
     )
     # model
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "start from this rnn_hf language model (weights, config, tokenizer) instead of random weights: "
+            "ULMFiT's second stage, a general LM fine-tuned on the target domain's text. The model flags below "
+            "are then ignored"
+        },
+    )
     config_name: str | None = field(default=None, metadata={"help": "an RnnConfig json or directory"})
     cell_type: str = field(default="lstm", metadata={"choices": ["lstm", "gru"]})
     embedding_size: int = 256
@@ -115,8 +125,20 @@ class PretrainingArguments:
     )
     gradient_accumulation_steps: int = 1
     learning_rate: float = 2e-3
+    discriminative_lr_decay: float = field(
+        default=1.0,
+        metadata={
+            "help": "each layer group (output layer, recurrent layers top to bottom, embeddings) learns this many "
+            "times slower than the one above it (ULMFiT's LM fine-tuning: 2.6)"
+        },
+    )
     weight_decay: float = 0.01
-    lr_scheduler_type: str = field(default="cosine", metadata={"help": "any transformers scheduler name"})
+    lr_scheduler_type: str = field(
+        default="cosine",
+        metadata={
+            "help": "any transformers scheduler name, or slanted_triangular (ULMFiT; no warm-up steps)"
+        },
+    )
     num_warmup_steps: int = 20
     max_grad_norm: float = 0.25
     num_train_epochs: int = 1
@@ -154,6 +176,14 @@ class PretrainingArguments:
                 raise UserError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise UserError(f"--learning_rate must be positive, got {self.learning_rate}")
+        if not self.discriminative_lr_decay > 0:
+            raise UserError(f"--discriminative_lr_decay must be positive, got {self.discriminative_lr_decay}")
+        if self.model_name_or_path is not None:
+            for name in ("tokenizer_name", "config_name"):
+                if getattr(self, name) is not None:
+                    raise UserError(
+                        f"--model_name_or_path brings its own tokenizer and config: drop --{name}"
+                    )
         if self.per_device_eval_batch_size is None:
             self.per_device_eval_batch_size = self.per_device_train_batch_size
 
@@ -526,6 +556,42 @@ def build_config(args: PretrainingArguments, tokenizer, objective: type[Pretrain
     return config
 
 
+def start_checkpoint(args: PretrainingArguments, objective: type[PretrainingObjective]) -> Path:
+    """`--model_name_or_path`, checked to be an rnn_hf model the objective can continue."""
+    start = check_rnn_checkpoint(args.model_name_or_path, "--model_name_or_path")
+    config = AutoConfig.from_pretrained(start)
+    wanted = objective.model_class.config_class
+    if not isinstance(config, wanted):
+        raise UserError(f"--model_name_or_path '{start}' is a {config.model_type} model; --objective "
+                        f"{args.objective} continues a {wanted.model_type} one")  # fmt: skip
+    if getattr(config, "bidirectional", objective.bidirectional) != objective.bidirectional:
+        kind = "bidirectional" if config.bidirectional else "unidirectional"
+        raise UserError(f"--model_name_or_path '{start}' is {kind}: --objective {args.objective} needs "
+                        f"{'a bidirectional' if objective.bidirectional else 'a unidirectional'} model")  # fmt: skip
+    return start
+
+
+def optimizer_groups(model, args: PretrainingArguments) -> list[dict]:
+    """AdamW groups: no weight decay on biases and embeddings; with `discriminative_lr_decay`, each layer group
+    (`layer_groups`: output layer, recurrent layers top to bottom, embeddings) at lr / decay**depth."""
+    no_decay = ("bias", "embeddings.weight")
+    names = {id(p): n for n, p in model.named_parameters()}
+    if args.discriminative_lr_decay == 1 or not hasattr(model, "rnn"):
+        layers = [("all", list(model.parameters()))]
+    else:
+        layers = layer_groups(model)
+    groups = []
+    for depth, (_, params) in enumerate(layers):
+        lr = args.learning_rate / args.discriminative_lr_decay**depth
+        for decay in (True, False):
+            chosen = [p for p in params if names[id(p)].endswith(no_decay) != decay]
+            if chosen:
+                groups.append(
+                    {"params": chosen, "lr": lr, "weight_decay": args.weight_decay if decay else 0.0}
+                )
+    return groups
+
+
 def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
     """Pretrain an RNN on unlabeled text; returns the held-out metrics. `command` goes into the model card."""
     output_dir = Path(args.output_dir)
@@ -544,8 +610,13 @@ def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
     # Documents and tokenizer: the main process trains the tokenizer, the others load what it saved.
     train_docs, validation_docs, split = load_documents(args, accelerator)
     tokenizer_dir = output_dir / "tokenizer"
+    start = start_checkpoint(args, OBJECTIVES[args.objective]) if args.model_name_or_path else None
+    if start is not None:  # what the model pretrained on before counts as seen too
+        earlier = DocumentSplit.load(start)
+        split.trained_on = sorted(set(split.trained_on) | set(earlier.trained_on))
+        split.source = f"{split.source}, after {earlier.source} (continued from {start})"
     if accelerator.is_main_process:
-        tokenizer = load_or_train_tokenizer(args.tokenizer_name, train_docs["text"], args.vocab_size,
+        tokenizer = load_or_train_tokenizer(args.tokenizer_name or (start and str(start)), train_docs["text"], args.vocab_size,
                                             args.tokenizer_kind)  # fmt: skip
         tokenizer.save_pretrained(tokenizer_dir)
     accelerator.wait_for_everyone()
@@ -561,20 +632,25 @@ def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
         raise UserError(str(err)) from None
 
     # Model and optimizer: no weight decay on biases and embeddings.
-    config = objective.build_config(tokenizer)
-    model = objective.model_class(config)
+    if start is not None:
+        model = objective.model_class.from_pretrained(start)
+        config = model.config
+        if len(tokenizer) > config.vocab_size:
+            raise UserError(
+                f"the tokenizer of '{start}' has {len(tokenizer)} tokens, its model {config.vocab_size}"
+            )
+        accelerator.print(f"continuing from {start}")
+    else:
+        config = objective.build_config(tokenizer)
+        model = objective.model_class(config)
     accelerator.print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters, {config.cell_type} "
                       f"{config.num_layers}x{config.hidden_size}, vocab {config.vocab_size}")  # fmt: skip
-    no_decay = ("bias", "embeddings.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-         "weight_decay": args.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]  # fmt: skip
-    optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
-    scheduler = get_scheduler(
-        args.lr_scheduler_type, optimizer, args.num_warmup_steps, planned_steps(args, objective)[1]
-    )
+    optimizer = torch.optim.AdamW(optimizer_groups(model, args), lr=args.learning_rate)
+    total_steps = planned_steps(args, objective)[1]
+    if args.lr_scheduler_type == "slanted_triangular":
+        scheduler = slanted_triangular_schedule(optimizer, total_steps)
+    else:
+        scheduler = get_scheduler(args.lr_scheduler_type, optimizer, args.num_warmup_steps, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)
     if args.report_to != "none":
@@ -612,7 +688,13 @@ def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
                 "objective": objective.description,
                 "optimizer steps": result["steps"],
                 "tokens per step": tokens_per_step,
-                "learning rate": f"{args.learning_rate} ({args.lr_scheduler_type}, {args.num_warmup_steps} warm-up)",
+                "initialization": f"`{start}`" if start is not None else "random",
+                "learning rate": f"{args.learning_rate} ({args.lr_scheduler_type}, {args.num_warmup_steps} warm-up)"
+                + (
+                    f", discriminative decay {args.discriminative_lr_decay:g}"
+                    if args.discriminative_lr_decay != 1
+                    else ""
+                ),
                 "processes": accelerator.num_processes,
                 "mixed precision": args.mixed_precision,
                 "wall time (s)": round(result["train_seconds"], 1),
