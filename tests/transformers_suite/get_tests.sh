@@ -18,6 +18,8 @@ if [ -z "${PYTHON:-}" ]; then
     if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
 fi
 
+# an absolute path: the script changes directory before its last check
+case "$PYTHON" in */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;; esac
 VERSION="$("$PYTHON" -c 'import transformers; print(transformers.__version__)')"
 echo "transformers version: $VERSION (from $PYTHON)"
 
