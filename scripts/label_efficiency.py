@@ -61,6 +61,8 @@ def parse_args(argv):
     parser.add_argument("--seeds", nargs="+", type=int, help="default: 0 1 2; --quick: 0")
     parser.add_argument("--max_seq_length", type=int, help="default: finetune's 512; --quick: 64")
     parser.add_argument("--num_train_epochs", type=int, help="default: the recipe's; --quick: 1")
+    parser.add_argument("--validation_fraction", type=float, help="labeled share held out for early stopping "
+                        "(default: finetune's, 0.2 from 25 labels per class)")  # fmt: skip
     parser.add_argument("--classifier_bptt", type=int, help="read documents in chunks of this many tokens, "
                         "the state carried (ULMFiT's BPT3C: raise --max_seq_length for whole documents)")  # fmt: skip
     parser.add_argument("--classifier_grad_length", type=int, help="with --classifier_bptt: gradients through "
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> Path:
     regression = args.task == "regression"
     work_dir = Path(args.work_dir)
     training = {k: getattr(args, k) for k in ("max_seq_length", "num_train_epochs", "classifier_bptt",
-                                              "classifier_grad_length") if getattr(args, k) is not None}  # fmt: skip
+                                              "classifier_grad_length", "validation_fraction")
+                if getattr(args, k) is not None}  # fmt: skip
 
     def network(name: str, learning_rate: float) -> object:
         return finetune_method(name, LEGENDS[name], checkpoints[name], data, work_dir, args.task,
@@ -142,9 +145,12 @@ def main(argv: list[str] | None = None) -> Path:
         f"Data: {data.description}",
         "",
         "- The networks fine-tune with `rnn_hf.training.finetune` (ULMFiT: discriminative learning rates, slanted "
-        "triangular schedule, gradual unfreezing when pretrained, concat pooling, ULMFiT's head); they hold 20% of the "
-        f"labels out for early stopping from {MIN_PER_CLASS_FOR_VALIDATION} per class, else train a fixed number of "
-        f"epochs. The scratch network copies the config and tokenizer of `{checkpoints['scratch']}`.",
+        "triangular schedule, gradual unfreezing when pretrained, concat pooling, ULMFiT's head); "
+        + ("they hold 20% of the labels out for early stopping from "
+           f"{MIN_PER_CLASS_FOR_VALIDATION} per class, else train a fixed number of epochs" if args.validation_fraction
+           is None else f"they hold {args.validation_fraction:.0%} of the labels out for early stopping" if
+           args.validation_fraction else "they train a fixed number of epochs on all the labels")
+        + f". The scratch network copies the config and tokenizer of `{checkpoints['scratch']}`.",
         f"- {methods[0].legend} (scikit-learn, `sublinear_tf=True`) trains on all N labeled documents.",
     ]  # fmt: skip
     for name in ("clm", "mlm", "sa"):

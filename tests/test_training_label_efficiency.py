@@ -158,3 +158,10 @@ def test_a_study_tests_on_documents_no_checkpoint_pretrained_on(tiny_checkpoint,
     assert not any(DocumentSplit.load(other).seen(common.test["text"]))
     with pytest.raises(DataError, match=f"{copies} of the"):
         unseen_by_every_checkpoint(data, [tiny_checkpoint, other], refuse=True)
+
+
+def test_finetune_method_passes_data_and_model_settings_and_records_them(tmp_path):
+    method = finetune_method("clm", "CLM", tmp_path, None, tmp_path, validation_fraction=0.0, classifier_bptt=64,
+                             learning_rate=1e-3)  # fmt: skip
+    assert method.settings["validation_fraction"] == 0.0 and method.settings["classifier_bptt"] == 64
+    assert method.settings["learning_rate"] == 1e-3  # a TrainingArguments field, recorded too

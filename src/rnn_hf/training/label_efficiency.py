@@ -280,13 +280,14 @@ def label_efficiency(
 
 
 def study_data_args(
-    task: str, num_labels: str, max_seq_length: int = DataArguments.max_seq_length
+    task: str, num_labels: str, max_seq_length: int = DataArguments.max_seq_length, **settings
 ) -> DataArguments:
-    """The `DataArguments` of one run with N labels ("all": the whole pool): per class for single-label tasks."""
+    """The `DataArguments` of one run with N labels ("all": the whole pool): per class for single-label tasks;
+    `settings`: other `DataArguments` fields (e.g. `validation_fraction`)."""
     count = None if num_labels == "all" else int(num_labels)
     per_class = task == "single_label_classification"
     return DataArguments(task=task, max_seq_length=max_seq_length, num_labeled_per_class=count if per_class else None,
-                         num_labeled=None if per_class else count)  # fmt: skip
+                         num_labeled=None if per_class else count, **settings)  # fmt: skip
 
 
 def unseen_by_every_checkpoint(data: FinetuningData, checkpoints: list, refuse: bool) -> FinetuningData:
@@ -328,22 +329,23 @@ def finetune_method(name: str, legend: str, checkpoint: str | Path, data: Finetu
                     **training) -> Method:  # fmt: skip
     """An rnn_hf checkpoint fine-tuned by `finetune` with the recipe's defaults; `training` overrides
     `TrainingArguments`, `DataArguments` and `ModelArguments` fields (`learning_rate`, `num_train_epochs`,
-    `max_seq_length`, `classifier_bptt`, ...)."""
+    `max_seq_length`, `validation_fraction`, `classifier_bptt`, ...)."""
     max_seq_length = training.pop("max_seq_length", DataArguments.max_seq_length)
     model_fields = {f.name for f in dataclasses.fields(ModelArguments)} & training.keys()
     model_settings = {name: training.pop(name) for name in sorted(model_fields)}
+    data_settings = {name: training.pop(name) for name in ("validation_fraction",) if name in training}
 
     def run(num_labels: str, seed: int) -> dict:
         run_dir = work_dir / f"{name}-n{num_labels}-seed{seed}"
         metrics = finetune(ModelArguments(str(checkpoint), from_scratch=from_scratch, **model_settings),
-                           study_data_args(task, num_labels, max_seq_length),
+                           study_data_args(task, num_labels, max_seq_length, **data_settings),
                            recipe_training_arguments(str(run_dir), quiet=True, seed=seed, **training), data=data)  # fmt: skip
         shutil.rmtree(run_dir)  # the metrics are all a study needs; a model is tens of MB
         best = metrics.pop("best_validation") or {}
         return {**metrics, **{f"best_validation_{k}": v for k, v in best.items()}}
 
     recorded = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length, **training,
-                **model_settings, **(settings or {})}  # fmt: skip
+                **model_settings, **data_settings, **(settings or {})}  # fmt: skip
     return Method(name, legend, run, recorded)
 
 
