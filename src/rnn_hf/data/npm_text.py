@@ -55,8 +55,9 @@ def npm_package_dir(name: str, version: str, cache_dir: str | Path | None = None
 
 
 def load_imdb_reviews(cache_dir: str | Path | None = None) -> Dataset:
-    """The 50,000 IMDB movie reviews: columns `text` (`<br />` as line breaks) and `label` (`ClassLabel`
-    negative / positive), in the package's order; the 418 exact repeats of a review are left out."""
+    """The IMDB movie reviews (49,580 once repeats are left out): columns `text` (`<br />` as line breaks) and
+    `label` (`ClassLabel` negative / positive), in the package's order; a review that repeats an earlier one (after
+    whitespace normalization) and an empty one are left out."""
     package = npm_package_dir(*NPM_PACKAGES["imdb"], cache_dir)
     reviews = json.loads((package / "reviews.json").read_text(encoding="utf-8"))
     columns, seen = {"text": [], "label": []}, set()
