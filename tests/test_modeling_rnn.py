@@ -555,7 +555,7 @@ def test_classifier_reading_in_chunks_equals_one_pass(cell_type, side):
 
 def test_classifier_chunks_before_the_gradient_length_get_no_gradient():
     """With `classifier_grad_length`, a token read only in an early chunk gets no embedding gradient, a token in
-    the last chunks does; without it every token does."""
+    the last chunks does; without it every token does; a short row in a batch gets it through its own last tokens."""
     early, late = 5, 6
     input_ids = torch.tensor([[early] * 8 + [late] * 4])  # chunks of 4: [early x4] [early x4] [late x4]
     for grad_length, early_has_gradient in ((4, False), (None, True)):
@@ -567,6 +567,13 @@ def test_classifier_chunks_before_the_gradient_length_get_no_gradient():
         gradient = model.rnn.embeddings.weight.grad
         assert gradient[late].abs().sum() > 0
         assert bool(gradient[early].abs().sum() > 0) == early_has_gradient
+    # a short row beside a long one keeps the gradient through its own last tokens
+    short = 7
+    batch = torch.stack([input_ids[0], torch.tensor([short] * 3 + [0] * 9)])
+    mask = torch.stack([torch.ones(12, dtype=torch.long), torch.tensor([1] * 3 + [0] * 9)])
+    model = tester.model(RnnForSequenceClassification, classifier_bptt=4, classifier_grad_length=4).train()
+    model(batch, attention_mask=mask, labels=torch.tensor([1, 2])).loss.backward()
+    assert model.rnn.embeddings.weight.grad[short].abs().sum() > 0
 
 
 def test_classifier_chunked_reading_is_refused_where_it_cannot_work():

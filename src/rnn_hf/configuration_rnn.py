@@ -103,9 +103,9 @@ class RnnConfig(PreTrainedConfig):
             state carried from each to the next, and pools over every chunk (ULMFiT's BPT3C: whole documents at a
             bounded memory). `None`: one pass over the whole input.
         classifier_grad_length (`int`, *optional*):
-            With `classifier_bptt`, gradients flow only through the chunks that hold the last this many positions;
-            the chunks before them run without a graph (their outputs still count in the pooling). `None`: through
-            every chunk.
+            With `classifier_bptt`, gradients flow only through the chunks that hold some row's last this many
+            tokens; the chunks before them run without a graph (their outputs still count in the pooling). `None`:
+            through every chunk.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the normal distribution that initializes the linear layers.
         embedding_init_range (`float`, *optional*, defaults to 1.0):

@@ -607,10 +607,11 @@ class RnnForSequenceClassification(RnnPreTrainedModel):
         attention_mask: torch.Tensor | None,
         inputs_embeds: torch.FloatTensor | None,
     ) -> "ChunkedOutput":
-        """ULMFiT's BPT3C: the backbone reads `classifier_bptt` tokens at a time, the state carried; chunks before
-        the last `classifier_grad_length` positions run without a graph. Returns every position's output and the
-        mask they are pooled under: each row's present tokens are moved to its front first (pooling does not see
-        the order), so a row whose tokens are all read gets a placeholder token, whose output is left out."""
+        """ULMFiT's BPT3C: the backbone reads `classifier_bptt` tokens at a time, the state carried; a chunk that
+        holds none of any row's last `classifier_grad_length` tokens runs without a graph. Returns every position's
+        output and the mask they are pooled under: each row's present tokens are moved to its front first (pooling
+        does not see the order), so a row whose tokens are all read gets a placeholder token, whose output is left
+        out."""
         inputs = input_ids if input_ids is not None else inputs_embeds
         batch_size, length = inputs.shape[:2]
         layout = PresentTokens.from_mask(attention_mask, length)
@@ -619,16 +620,18 @@ class RnnForSequenceClassification(RnnPreTrainedModel):
             inputs = inputs.gather(1, index)
             positions = torch.arange(length, device=inputs.device)[None, :]
             attention_mask = (positions < layout.lengths[:, None]).long()  # (B, T)
+            shortest = int(layout.lengths.min())
         else:
             attention_mask = torch.ones(batch_size, length, dtype=torch.long, device=inputs.device)
+            shortest = length
         bptt, grad_length = self.config.classifier_bptt, self.config.classifier_grad_length
-        grad_from = 0 if grad_length is None else length - grad_length
+        # every row's last `grad_length` tokens lie at or after the shortest row's
+        grad_from = 0 if grad_length is None else max(0, shortest - grad_length)
         cache, chunks = None, []
         for start in range(0, length, bptt):
             chunk_mask = attention_mask[:, start : start + bptt]
-            done = (
-                chunk_mask[:, 0] == 0
-            )  # (B,) rows whose tokens are all read: a placeholder keeps them going
+            # rows whose tokens are all read: a placeholder keeps them going
+            done = chunk_mask[:, 0] == 0  # (B,)
             if bool(done.any()):
                 chunk_mask = chunk_mask.clone()
                 chunk_mask[done, 0] = 1
