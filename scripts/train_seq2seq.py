@@ -54,9 +54,8 @@ def main(argv=None):
         test = test.select(range(min(eval_args.max_test_pairs, len(test))))
     model, source_tokenizer, target_tokenizer = build_model(model_args)
     start = time.time()
-    trainer = train_seq2seq(
-        model, source_tokenizer, target_tokenizer, pairs["train"], pair_args, training_args
-    )
+    trainer = train_seq2seq(model, source_tokenizer, target_tokenizer, pairs["train"], pair_args, training_args,
+                            pretrained_lr_ratio=model_args.pretrained_lr_ratio)  # fmt: skip
     hypotheses = translate(model, source_tokenizer, target_tokenizer, test["source"], num_beams=eval_args.num_beams,
                            max_source_length=pair_args.max_source_length)  # fmt: skip
     metrics = {**score_translations(hypotheses, test["target"]), "train_pairs": len(pairs["train"]),
@@ -74,6 +73,8 @@ def main(argv=None):
                                f"encoder {model_args.encoder_checkpoint}, decoder {model_args.decoder_checkpoint}",
                                "optimizer steps": trainer.state.global_step,
                                "learning rate": training_args.learning_rate,
+                               **({} if model_args.from_scratch else {"learning rate of the LMs' weights":
+                                                                       f"x {model_args.pretrained_lr_ratio}"}),
                                "wall time (s)": metrics["train_seconds"]},
                      metrics={"held-out BLEU": metrics["bleu"], "held-out chrF": metrics["chrf"]},
                      command="python scripts/train_seq2seq.py " + shlex.join(argv),

@@ -10,10 +10,20 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import Seq2SeqTrainingArguments
 
 from rnn_hf import RnnConfig, RnnForCausalLM, RnnForMaskedLM
 from rnn_hf.data import DEFAULT_TEST_BOOKS, DataError, load_bible_pairs, train_tokenizer
-from rnn_hf.training.seq2seq import score_translations
+from rnn_hf.training import UserError
+from rnn_hf.training.seq2seq import (
+    PairArguments,
+    Seq2SeqModelArguments,
+    build_model,
+    lm_initialized_parameters,
+    load_pairs,
+    score_translations,
+    train_seq2seq,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -127,16 +137,66 @@ def test_train_seq2seq_refuses_bad_input_with_one_line(language_models, tmp_path
     assert "Traceback" not in swapped.stderr
 
 
+@pytest.mark.parametrize("ratio", [0.0, 0.1])
+def test_pretrained_lr_ratio_slows_or_freezes_only_the_weights_copied_from_the_lms(
+    language_models, ratio, tmp_path
+):
+    model_args = Seq2SeqModelArguments(str(language_models / "mlm"), str(language_models / "clm"), dropout=0.0,
+                                       input_feeding=False, pretrained_lr_ratio=ratio)  # fmt: skip
+    model, source_tokenizer, target_tokenizer = build_model(model_args)
+    copied = {id(p) for p in lm_initialized_parameters(model)}
+    copied_names = {name for name, p in model.named_parameters() if id(p) in copied}
+    new = {name for name, p in model.named_parameters() if id(p) not in copied}
+    assert {name.split(".")[0] + "." + name.split(".")[1] for name in copied_names} >= {
+        "encoder.embeddings", "encoder.recurrent", "decoder.embeddings", "decoder.recurrent"}  # fmt: skip
+    assert all(name.startswith(("encoder.", "decoder.embeddings.", "decoder.recurrent.", "lm_head."))
+               for name in copied_names)  # fmt: skip
+    assert {name.split(".")[1] for name in new} == {"attention", "combine", "bridge"}
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    pairs = load_pairs(PairArguments(train_file=str(language_models / "pairs" / "train.jsonl"),
+                                     test_file=str(language_models / "pairs" / "test.jsonl"), source_column="en",
+                                     target_column="fr", max_target_length=48))  # fmt: skip
+    training = Seq2SeqTrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=8, max_steps=3,
+                                        learning_rate=5e-3, report_to=[], save_strategy="no", use_cpu=True)  # fmt: skip
+    trainer = train_seq2seq(model, source_tokenizer, target_tokenizer, pairs["train"],
+                            PairArguments(max_target_length=48), training, pretrained_lr_ratio=ratio)  # fmt: skip
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert new <= moved  # the attention, bridge and combination layers learn at the full rate
+    if ratio == 0.0:
+        assert not moved - new  # the LMs' weights are frozen ...
+        assert all(p.requires_grad for p in model.parameters())  # ... for the training only
+    else:
+        rates = {
+            id(p): group["initial_lr"] for group in trainer.optimizer.param_groups for p in group["params"]
+        }
+        assert [rates[id(p)] for p in model.parameters() if id(p) in copied] == pytest.approx(
+            [5e-4] * len(copied)
+        )
+        assert {rates[id(p)] for p in model.parameters() if id(p) not in copied} == {5e-3}
+        assert moved - new  # slowed, not frozen
+    with pytest.raises(UserError, match="must be in"):
+        Seq2SeqModelArguments("a", "b", pretrained_lr_ratio=1.5)
+    with pytest.raises(UserError, match="--from_scratch has none"):
+        Seq2SeqModelArguments("a", "b", from_scratch=True, pretrained_lr_ratio=0.5)
+
+
 @pytest.mark.slow
 def test_seq2seq_study_quick_writes_a_table_a_plot_and_samples(tmp_path):
-    result = run_script("seq2seq_study.py", ["--quick", "--work_dir", str(tmp_path)])
+    result = run_script(
+        "seq2seq_study.py", ["--quick", "--work_dir", str(tmp_path), "--pretrained_lr_ratios", "1", "0"]
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     table = (tmp_path / "seq2seq.md").read_text()
     assert "| - | copy the source |" in table and "| 200 | initialized from the two LMs |" in table
+    assert "| 200 | initialized from the two LMs, frozen |" in table
     assert "Sample translations" in table and (tmp_path / "seq2seq.png").stat().st_size > 1000
     runs = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
-    assert {run["init"] for run in runs} == {"scratch", "lm"}
+    assert sorted((run["init"], run["pretrained_lr_ratio"]) for run in runs) == [
+        ("lm", 0),
+        ("lm", 1),
+        ("scratch", 1),
+    ]
     again = run_script(
         "seq2seq_study.py", ["--quick", "--work_dir", str(tmp_path)]
     )  # resumable: nothing reruns
-    assert again.returncode == 0 and len((tmp_path / "results.jsonl").read_text().splitlines()) == 2
+    assert again.returncode == 0 and len((tmp_path / "results.jsonl").read_text().splitlines()) == 3

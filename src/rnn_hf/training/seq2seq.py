@@ -62,6 +62,19 @@ class Seq2SeqModelArguments:
     lm_loss_weight: float = field(
         default=0.0, metadata={"help": "auxiliary decoder LM loss (Ramachandran et al.)"}
     )
+    pretrained_lr_ratio: float = field(
+        default=1.0,
+        metadata={"help": "learning rate of the weights copied from the two LMs, as a fraction of --learning_rate "
+                  "(0 freezes them; the attention, bridge and input-feeding weights learn at the full rate)"},
+    )  # fmt: skip
+
+    def __post_init__(self):
+        if not 0.0 <= self.pretrained_lr_ratio <= 1.0:
+            raise UserError(f"--pretrained_lr_ratio must be in [0, 1], got {self.pretrained_lr_ratio}")
+        if self.from_scratch and self.pretrained_lr_ratio != 1.0:
+            raise UserError(
+                "--pretrained_lr_ratio slows the weights copied from LMs: --from_scratch has none"
+            )
 
 
 def load_pairs(args: PairArguments) -> DatasetDict:
@@ -133,15 +146,59 @@ def tokenize_pairs(pairs: Dataset, source_tokenizer, target_tokenizer, args: Pai
     return pairs.map(encode, batched=True, remove_columns=pairs.column_names)
 
 
+def lm_initialized_parameters(model: RnnForSeq2SeqLM) -> list[torch.nn.Parameter]:
+    """The weights `RnnForSeq2SeqLM.from_encoder_decoder_pretrained` copies from the two language models: the
+    encoder, the decoder's embeddings and recurrent layers, the output layer (each tied weight once). The decoder's
+    input-feeding columns live inside its recurrent weights, so they count here too."""
+    modules = (model.encoder, model.decoder.embeddings, model.decoder.recurrent, model.lm_head)
+    unique = {id(param): param for module in modules for param in module.parameters()}
+    return list(unique.values())
+
+
+class PretrainedRateSeq2SeqTrainer(Seq2SeqTrainer):
+    """`Seq2SeqTrainer` whose optimizer moves `pretrained` parameters at `pretrained_lr_ratio` times the learning
+    rate (each of the default weight-decay groups is split in two; `--optim` and the schedule apply unchanged)."""
+
+    def __init__(self, *args, pretrained: list[torch.nn.Parameter], pretrained_lr_ratio: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pretrained_ids, self.pretrained_lr_ratio = {id(p) for p in pretrained}, pretrained_lr_ratio
+
+    def create_optimizer(self, model=None):
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        if fresh:
+            groups, optimizer.param_groups = optimizer.param_groups, []
+            for group in groups:
+                for pretrained in (False, True):
+                    params = [p for p in group["params"] if (id(p) in self.pretrained_ids) == pretrained]
+                    if params:
+                        scale = self.pretrained_lr_ratio if pretrained else 1.0
+                        optimizer.add_param_group({**group, "params": params, "lr": group["lr"] * scale})
+        return optimizer
+
+
 def train_seq2seq(model, source_tokenizer, target_tokenizer, train_pairs: Dataset, pair_args: PairArguments,
-                  training_args: Seq2SeqTrainingArguments) -> Seq2SeqTrainer:  # fmt: skip
+                  training_args: Seq2SeqTrainingArguments, pretrained_lr_ratio: float = 1.0) -> Seq2SeqTrainer:  # fmt: skip
     """Train on `train_pairs` with `Seq2SeqTrainer` + `DataCollatorForSeq2Seq` (every `Seq2SeqTrainingArguments`
-    flag works: checkpoints, resume, logging); returns the trainer."""
+    flag works: checkpoints, resume, logging); returns the trainer. `pretrained_lr_ratio` < 1 slows the weights an
+    LM-initialized model copied from its LMs (`lm_initialized_parameters`); 0 freezes them."""
     features = tokenize_pairs(train_pairs, source_tokenizer, target_tokenizer, pair_args)
     collator = DataCollatorForSeq2Seq(source_tokenizer, model=model, label_pad_token_id=-100)
-    trainer = Seq2SeqTrainer(model=model, args=training_args, train_dataset=features, data_collator=collator,
-                             processing_class=source_tokenizer)  # fmt: skip
+    common = dict(model=model, args=training_args, train_dataset=features, data_collator=collator,
+                  processing_class=source_tokenizer)  # fmt: skip
+    if pretrained_lr_ratio == 1.0:
+        trainer = Seq2SeqTrainer(**common)
+    elif pretrained_lr_ratio == 0.0:
+        for param in lm_initialized_parameters(model):
+            param.requires_grad_(False)
+        trainer = Seq2SeqTrainer(**common)
+    else:
+        trainer = PretrainedRateSeq2SeqTrainer(
+            **common, pretrained=lm_initialized_parameters(model), pretrained_lr_ratio=pretrained_lr_ratio
+        )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    for param in model.parameters():  # frozen for training only
+        param.requires_grad_(True)
     return trainer
 
 
@@ -175,7 +232,9 @@ def score_translations(hypotheses: list[str], references: list[str]) -> dict:
 __all__ = [
     "PairArguments",
     "Seq2SeqModelArguments",
+    "PretrainedRateSeq2SeqTrainer",
     "build_model",
+    "lm_initialized_parameters",
     "load_pairs",
     "score_translations",
     "tokenize_pairs",
