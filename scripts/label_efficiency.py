@@ -30,6 +30,7 @@ from rnn_hf.training.finetuning import (
 )
 from rnn_hf.training.label_efficiency import (
     baseline_method,
+    feature_method,
     finetune_method,
     label_efficiency,
     tune_learning_rate,
@@ -67,15 +68,15 @@ def parse_args(argv):
                         "the state carried (ULMFiT's BPT3C: raise --max_seq_length for whole documents)")  # fmt: skip
     parser.add_argument("--classifier_grad_length", type=int, help="with --classifier_bptt: gradients through "
                         "the last N tokens' chunks only")  # fmt: skip
+    parser.add_argument("--features", action="store_true", help="also each pretrained network as a fixed "
+                        "feature extractor: its pooled states + logistic regression, no fine-tuning")  # fmt: skip
     parser.add_argument(
         "--learning_rates", nargs="+", type=float, help="tune each network's peak rate over these"
     )
     parser.add_argument(
         "--tune_num_labels", type=int, default=100, help="labels per class of the tuning runs"
     )
-    parser.add_argument(
-        "--work_dir", default="runs/label_efficiency", help="results.jsonl and temporary models"
-    )
+    parser.add_argument("--work_dir", default="runs/label_efficiency", help="results.jsonl, temporary models")
     parser.add_argument("--output_dir", default="runs/label_efficiency", help="where the .md and .png go")
     parser.add_argument(
         "--quick", action="store_true", help="a smoke test: N in 2 4, 1 seed, 1 epoch, 64 tokens"
@@ -136,6 +137,10 @@ def main(argv: list[str] | None = None) -> Path:
             tuning_lines.append(f"| {LEGENDS[name]} | " + " | ".join(cells) + " |")
             tuning_runs += [r for lr, r in scores.items() if lr != learning_rate]
         methods.append(network(name, learning_rate))
+    for name in (name for name in checkpoints if args.features and name != "scratch"):
+        methods.append(feature_method(f"{name}_features", f"{LEGENDS[name]}, fixed features + logistic regression",
+                                      checkpoints[name], data, args.task,
+                                      args.max_seq_length or DataArguments.max_seq_length, args.classifier_bptt))  # fmt: skip
 
     per_class = not regression
     all_size = len(data.pool) / len(set(data.pool["label"])) if per_class else len(data.pool)
@@ -151,7 +156,9 @@ def main(argv: list[str] | None = None) -> Path:
            is None else f"they hold {args.validation_fraction:.0%} of the labels out for early stopping" if
            args.validation_fraction else "they train a fixed number of epochs on all the labels")
         + f". The scratch network copies the config and tokenizer of `{checkpoints['scratch']}`.",
-        f"- {methods[0].legend} (scikit-learn, `sublinear_tf=True`) trains on all N labeled documents.",
+        f"- {methods[0].legend} (scikit-learn, `sublinear_tf=True`) trains on all N labeled documents"
+        + ("; so does the same linear model on each pretrained network's standardized pooled states (fixed "
+           "features)." if args.features else "."),
     ]  # fmt: skip
     for name in ("clm", "mlm", "sa"):
         results = checkpoints[name] / "results.json" if name in checkpoints else None

@@ -8,17 +8,24 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from transformers import AutoTokenizer
 
+from rnn_hf import RnnForSequenceClassification
 from rnn_hf.data import DataError, DocumentSplit, load_trump_tweets
+from rnn_hf.layers import pool_sequence
 from rnn_hf.training import DataArguments, load_finetuning_data
+from rnn_hf.training.finetuning import FinetuningData
 from rnn_hf.training.label_efficiency import (
     Method,
     baseline_method,
+    feature_method,
     finetune_method,
     label_efficiency,
     label_savings,
     majority_class_scores,
     markdown_table,
+    pooled_features,
     unseen_by_every_checkpoint,
 )
 
@@ -54,6 +61,34 @@ def test_study_of_a_regression_set_resumes_and_reports_rmse(tiny_checkpoint, tmp
     label_efficiency(never, ["20", "40"], [0], tmp_path / "work", tmp_path / "out", metrics=("rmse",))
 
 
+def test_fixed_features_are_the_classifiers_pooled_states_and_feed_a_linear_model(tiny_checkpoint, tmp_path):
+    model = RnnForSequenceClassification.from_pretrained(tiny_checkpoint, num_labels=3).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    texts = [
+        "a much longer document about the markets and the bank rates",
+        "short one",
+        "a middle-sized text",
+    ]
+    features = pooled_features(model, tokenizer, texts, max_seq_length=16, batch_size=2)
+    assert features.shape == (3, 3 * model.config.output_size)
+    for text, row in zip(texts, features, strict=True):  # the input order, whatever the batching order
+        alone = tokenizer([text], truncation=True, max_length=16, return_tensors="pt")
+        with torch.no_grad():
+            states = model.rnn(**alone).last_hidden_state
+        want = pool_sequence(states, alone["attention_mask"], "concat", model.config.bidirectional)[0]
+        assert torch.allclose(torch.from_numpy(row), want, atol=1e-5)
+    data = load_finetuning_data(DataArguments(), tiny_checkpoint)
+    data = FinetuningData(data.pool.select(range(300)), data.test.select(range(60)), data.description)
+    method = feature_method("clm_features", "features", tiny_checkpoint, data, max_seq_length=24)
+    scores = [method.run("2", seed) for seed in (0, 1)]
+    assert all(0 <= s["accuracy"] <= 1 and 0 <= s["macro_f1"] <= 1 and s["num_train"] == 10 for s in scores)
+    chunked = feature_method(
+        "clm_features", "features", tiny_checkpoint, data, max_seq_length=24, classifier_bptt=8
+    )
+    assert chunked.run("2", 0) == pytest.approx(scores[0])  # BPT3C reads the same states in chunks
+    assert method.settings["max_seq_length"] == 24 and chunked.settings["classifier_bptt"] == 8
+
+
 def run_script(argv):
     result = subprocess.run(
         [sys.executable, str(SCRIPT), *argv], capture_output=True, text=True, env=ENV, timeout=600
@@ -66,17 +101,23 @@ def run_script(argv):
 def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     argv = ["--clm_checkpoint", str(tiny_checkpoint), "--quick", "--num_labels_list", "2", "--output_dir",
             str(tmp_path / "results"), "--work_dir", str(tmp_path / "work"), "--learning_rates", "1e-4", "1e-2",
-            "--tune_num_labels", "25"]  # fmt: skip
+            "--tune_num_labels", "25", "--features"]  # fmt: skip
     run_script(argv)
     report = (tmp_path / "results" / "label_efficiency.md").read_text()
     assert (
-        "| labels per class | TF-IDF + logistic regression | RNN from scratch | pretrained causal LM |"
-        in report
+        "| labels per class | TF-IDF + logistic regression | RNN from scratch | pretrained causal LM | "
+        "pretrained causal LM, fixed features + logistic regression |" in report
     )
     assert "Hardware: " in report and "Quick mode" in report and "| 2 |" in report
     # the floor under every table: the share of BBC News's largest topic among the test documents
     assert report.count("Floor: always predicting the test set's most frequent class scores ") == 2
     records = [json.loads(line) for line in (tmp_path / "work" / "results.jsonl").read_text().splitlines()]
+    assert {r["method"] for r in records if r["num_labels"] == "2"} == {
+        "tfidf",
+        "scratch",
+        "clm",
+        "clm_features",
+    }
     tuning = [r for r in records if r["num_labels"] == "25"]
     assert sorted((r["method"], r["settings"]["learning_rate"]) for r in tuning) == [
         ("clm", 1e-4), ("clm", 1e-2), ("scratch", 1e-4), ("scratch", 1e-2)]  # fmt: skip
@@ -98,7 +139,7 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     before = (tmp_path / "work" / "results.jsonl").read_text()
     run_script([*argv, "--report_only", "--num_labels_list", "2", "8"])
     assert (tmp_path / "work" / "results.jsonl").read_text() == before
-    assert "| 8 | – | – | – |" in (tmp_path / "results" / "label_efficiency.md").read_text()
+    assert "| 8 | – | – | – | – |" in (tmp_path / "results" / "label_efficiency.md").read_text()
     assert (
         not list(Path("docs/results").glob("*.md"))
         or "Quick mode" not in Path("docs/results/label_efficiency.md").read_text()

@@ -10,8 +10,9 @@ settings (an interrupted study resumes; a new checkpoint for one method reruns o
 made under other settings out of the report. The report is `<output_dir>/label_efficiency.md` (mean ± std tables
 of each metric, command, date, hardware, wall time) and `label_efficiency.png` (the first metric, ± std bands).
 
-`finetune_method` and `baseline_method` build the methods of a text study: an rnn_hf checkpoint fine-tuned with
-`finetune` (pretrained or from scratch), and TF-IDF + a linear model, the baseline users try first.
+`finetune_method`, `feature_method` and `baseline_method` build the methods of a text study: an rnn_hf checkpoint
+fine-tuned with `finetune` (pretrained or from scratch), the same checkpoint as a fixed feature extractor under a
+linear model, and TF-IDF + a linear model, the baseline users try first.
 """
 
 import dataclasses
@@ -25,10 +26,13 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, f1_score
+from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
+from transformers import AutoTokenizer
 
 from ..data import DocumentSplit
 from ..hub import hardware
@@ -39,6 +43,7 @@ from .finetuning import (
     FinetuningData,
     ModelArguments,
     finetune,
+    load_model,
     recipe_training_arguments,
     regression_metrics,
 )
@@ -304,6 +309,17 @@ def unseen_by_every_checkpoint(data: FinetuningData, checkpoints: list, refuse: 
     return data
 
 
+def linear_model_scores(train_features, train_labels, test_features, test_labels, task: str) -> dict:
+    """A scikit-learn linear model with its defaults (logistic regression, or ridge for regression) fitted on the
+    training features, scored on the test ones."""
+    model = Ridge() if task == "regression" else LogisticRegression(max_iter=2000)
+    predicted = model.fit(train_features, train_labels).predict(test_features)
+    if task == "regression":
+        return {**regression_metrics(predicted, test_labels), "num_train": len(train_labels)}
+    return {"accuracy": float(accuracy_score(test_labels, predicted)),
+            "macro_f1": float(f1_score(test_labels, predicted, average="macro")), "num_train": len(train_labels)}  # fmt: skip
+
+
 def baseline_method(data: FinetuningData, task: str = "single_label_classification") -> Method:
     """Sublinear TF-IDF + an L2 logistic regression (classification) or ridge regression, scikit-learn defaults,
     trained on all N labeled documents (it needs no validation set to stop early)."""
@@ -313,15 +329,66 @@ def baseline_method(data: FinetuningData, task: str = "single_label_classificati
         labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
         vectorizer = TfidfVectorizer(sublinear_tf=True)
         features = vectorizer.fit_transform(labeled["text"])
-        model = Ridge() if task == "regression" else LogisticRegression(max_iter=2000)
-        predicted = model.fit(features, labeled["label"]).predict(vectorizer.transform(data.test["text"]))
-        if task == "regression":
-            return {**regression_metrics(predicted, data.test["label"]), "num_train": len(labeled)}
-        return {"accuracy": float(accuracy_score(data.test["label"], predicted)),
-                "macro_f1": float(f1_score(data.test["label"], predicted, average="macro")), "num_train": len(labeled)}  # fmt: skip
+        return linear_model_scores(features, labeled["label"], vectorizer.transform(data.test["text"]),
+                                   data.test["label"], task)  # fmt: skip
 
     legend = "TF-IDF + ridge regression" if task == "regression" else "TF-IDF + logistic regression"
     return Method("tfidf", legend, run, {"task": task, "test": len(data.test)})
+
+
+@torch.no_grad()
+def pooled_features(
+    model, tokenizer, texts: list[str], max_seq_length: int, batch_size: int = 16
+) -> np.ndarray:
+    """What an rnn_hf sequence classifier feeds its head, one row per text: the pooled states of its top layer
+    (`config.classifier_pooling`; read in chunks when `config.classifier_bptt` is set), texts truncated to
+    `max_seq_length` tokens. The model runs in eval mode, so no dropout."""
+    model.eval()
+    captured: list[torch.Tensor] = []
+    hook = model.classifier.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0]))
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths batch together
+    try:
+        for start in tqdm(range(0, len(texts), batch_size), desc="features", leave=False):
+            batch = tokenizer([texts[i] for i in order[start : start + batch_size]], truncation=True,
+                              max_length=max_seq_length, padding=True, return_tensors="pt").to(model.device)  # fmt: skip
+            model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    finally:
+        hook.remove()
+    features = torch.cat(captured).float().cpu().numpy()
+    return features[np.argsort(order)]
+
+
+def feature_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData,
+                   task: str = "single_label_classification", max_seq_length: int = DataArguments.max_seq_length,
+                   classifier_bptt: int | None = None) -> Method:  # fmt: skip
+    """The pretrained network as a fixed feature extractor, no fine-tuning: its pooled states (`pooled_features`,
+    computed once per study for the pool and the test documents), standardized, then the TF-IDF baseline's linear
+    model (scikit-learn defaults) on the N labeled documents `finetune` would draw."""
+    cache: dict[str, np.ndarray] = {}
+
+    def features() -> dict[str, np.ndarray]:
+        if not cache:
+            kind = TASKS[task](DataArguments(task=task, max_seq_length=max_seq_length))
+            kind.prepare_labels(data.pool, data.test)  # the label names the classifier's config needs
+            model = load_model(ModelArguments(str(checkpoint), freeze_backbone=True, classifier_bptt=classifier_bptt),
+                               kind, Path(checkpoint), quiet=True)  # fmt: skip
+            tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+            for split, rows in (("pool", data.pool), ("test", data.test)):
+                cache[split] = pooled_features(model, tokenizer, rows["text"], max_seq_length)
+        return cache
+
+    row_of = {text: row for row, text in enumerate(data.pool["text"])}  # duplicates share their features
+
+    def run(num_labels: str, seed: int) -> dict:
+        labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
+        train = features()["pool"][[row_of[text] for text in labeled["text"]]]
+        scaler = StandardScaler().fit(train)
+        return linear_model_scores(scaler.transform(train), labeled["label"],
+                                   scaler.transform(features()["test"]), data.test["label"], task)  # fmt: skip
+
+    settings = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length,
+                "classifier_bptt": classifier_bptt, "test": len(data.test)}  # fmt: skip
+    return Method(name, legend, run, settings)
 
 
 def finetune_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData, work_dir: Path,
