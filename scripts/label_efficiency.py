@@ -68,8 +68,9 @@ def parse_args(argv):
                         "the state carried (ULMFiT's BPT3C: raise --max_seq_length for whole documents)")  # fmt: skip
     parser.add_argument("--classifier_grad_length", type=int, help="with --classifier_bptt: gradients through "
                         "the last N tokens' chunks only")  # fmt: skip
-    parser.add_argument("--features", action="store_true", help="also each pretrained network as a fixed "
-                        "feature extractor: its pooled states + logistic regression, no fine-tuning")  # fmt: skip
+    parser.add_argument("--features", nargs="?", const="also", choices=["also", "only"], help="each pretrained "
+                        "network as a fixed feature extractor too (or `only`: no fine-tuning): its pooled states "
+                        "+ logistic regression")  # fmt: skip
     parser.add_argument(
         "--learning_rates", nargs="+", type=float, help="tune each network's peak rate over these"
     )
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     metric = "rmse" if regression else "accuracy"
     methods, tuning_lines, tuning_runs = [baseline_method(data, args.task)], [], []
-    for name in checkpoints:
+    for name in checkpoints if args.features != "only" else ():
         learning_rate = default_learning_rate(from_scratch=name == "scratch")
         if args.learning_rates:
             learning_rate, scores = tune_learning_rate(lambda lr, name=name: network(name, lr), args.learning_rates,
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> Path:
             tuning_lines.append(f"| {LEGENDS[name]} | " + " | ".join(cells) + " |")
             tuning_runs += [r for lr, r in scores.items() if lr != learning_rate]
         methods.append(network(name, learning_rate))
-    for name in (name for name in checkpoints if args.features and name != "scratch"):
+    for name in [name for name in checkpoints if name != "scratch"] if args.features else ():
         methods.append(feature_method(f"{name}_features", f"{LEGENDS[name]}, fixed features + logistic regression",
                                       checkpoints[name], data, args.task,
                                       args.max_seq_length or DataArguments.max_seq_length, args.classifier_bptt))  # fmt: skip

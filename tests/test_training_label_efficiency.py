@@ -140,6 +140,9 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     run_script([*argv, "--report_only", "--num_labels_list", "2", "8"])
     assert (tmp_path / "work" / "results.jsonl").read_text() == before
     assert "| 8 | – | – | – | – |" in (tmp_path / "results" / "label_efficiency.md").read_text()
+    run_script([*argv, "--features", "only", "--report_only", "--output_dir", str(tmp_path / "only")])
+    assert "| labels per class | TF-IDF + logistic regression | pretrained causal LM, fixed features + logistic " \
+           "regression |" in (tmp_path / "only" / "label_efficiency.md").read_text()  # fmt: skip
     assert (
         not list(Path("docs/results").glob("*.md"))
         or "Quick mode" not in Path("docs/results/label_efficiency.md").read_text()
