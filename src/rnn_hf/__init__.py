@@ -44,6 +44,17 @@ from .recurrent import RecurrentStack
 
 __version__ = "0.1.0"
 
+
+def register_family(config_class, auto_classes: dict) -> None:
+    """Register a config with `AutoConfig` and each `{auto_class: model_class}` with its Auto factory, and record
+    both for `save_pretrained`'s `auto_map` (remote code)."""
+    AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+    config_class.register_for_auto_class()
+    for auto_class, model_class in auto_classes.items():
+        auto_class.register(config_class, model_class, exist_ok=True)
+        model_class.register_for_auto_class(auto_class.__name__)
+
+
 AUTO_CLASSES = {
     AutoModel: RnnModel,
     AutoModelForCausalLM: RnnForCausalLM,
@@ -51,31 +62,19 @@ AUTO_CLASSES = {
     AutoModelForSequenceClassification: RnnForSequenceClassification,
     AutoModelForTokenClassification: RnnForTokenClassification,
 }
-
-AutoConfig.register(RnnConfig.model_type, RnnConfig, exist_ok=True)
-RnnConfig.register_for_auto_class()
-for auto_class, model_class in AUTO_CLASSES.items():
-    auto_class.register(RnnConfig, model_class, exist_ok=True)
-    model_class.register_for_auto_class(auto_class.__name__)
-
-AutoConfig.register(RnnSeq2SeqConfig.model_type, RnnSeq2SeqConfig, exist_ok=True)
-RnnSeq2SeqConfig.register_for_auto_class()
-AutoModelForSeq2SeqLM.register(RnnSeq2SeqConfig, RnnForSeq2SeqLM, exist_ok=True)
-RnnForSeq2SeqLM.register_for_auto_class("AutoModelForSeq2SeqLM")
+register_family(RnnConfig, AUTO_CLASSES)
+register_family(RnnSeq2SeqConfig, {AutoModelForSeq2SeqLM: RnnForSeq2SeqLM})
 
 # Time series: the backbone, the forecaster and the classifier have Auto classes (transformers has no Auto class for
-# time-series classification: the classifier is an `AutoModelForSequenceClassification`). The reconstruction autoencoder has
-# none in transformers; it registers as `AutoModel`, so a saved autoencoder's `auto_map` loads it with remote code.
+# time-series classification: the classifier is an `AutoModelForSequenceClassification`). The reconstruction
+# autoencoder has none in transformers; it records `AutoModel` in its `auto_map` only (a saved autoencoder loads with
+# remote code), so that `AutoModel` still builds the backbone for this config.
 TIME_SERIES_AUTO_CLASSES = {
     AutoModel: RnnTimeSeriesModel,
     AutoModelForTimeSeriesPrediction: RnnForTimeSeriesPrediction,
     AutoModelForSequenceClassification: RnnForTimeSeriesClassification,
 }
-AutoConfig.register(RnnTimeSeriesConfig.model_type, RnnTimeSeriesConfig, exist_ok=True)
-RnnTimeSeriesConfig.register_for_auto_class()
-for auto_class, model_class in TIME_SERIES_AUTO_CLASSES.items():
-    auto_class.register(RnnTimeSeriesConfig, model_class, exist_ok=True)
-    model_class.register_for_auto_class(auto_class.__name__)
+register_family(RnnTimeSeriesConfig, TIME_SERIES_AUTO_CLASSES)
 RnnForSequenceReconstruction.register_for_auto_class("AutoModel")
 
 __all__ = [
