@@ -1,6 +1,7 @@
 """Model cards: fill the packaged `templates/model_card.md` with a run's config, data, budget and metrics."""
 
 import datetime
+import os
 import platform
 import sys
 from importlib.resources import files
@@ -74,10 +75,12 @@ PIPELINE_TAGS = {
 
 
 def hardware() -> str:
+    """The device, and on a CPU its cores and the threads torch computes on (a study's times depend on both)."""
+    threads = torch.get_num_threads()
     device = (
         torch.cuda.get_device_name(0)
         if torch.cuda.is_available()
-        else f"CPU, {torch.get_num_threads()} threads"
+        else f"CPU, {os.cpu_count()} cores, torch on {threads} thread{'s' if threads != 1 else ''}"
     )
     return f"{device}; Python {sys.version.split()[0]}, torch {torch.__version__}, {platform.system()}"
 
