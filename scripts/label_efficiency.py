@@ -74,9 +74,7 @@ def parse_args(argv):
     parser.add_argument(
         "--learning_rates", nargs="+", type=float, help="tune each network's peak rate over these"
     )
-    parser.add_argument(
-        "--tune_num_labels", type=int, default=100, help="labels per class of the tuning runs"
-    )
+    parser.add_argument("--tune_num_labels", type=int, default=100, help="labels per class of tuning runs")
     parser.add_argument("--work_dir", default="runs/label_efficiency", help="results.jsonl, temporary models")
     parser.add_argument("--output_dir", default="runs/label_efficiency", help="where the .md and .png go")
     parser.add_argument(
@@ -138,10 +136,11 @@ def main(argv: list[str] | None = None) -> Path:
             tuning_lines.append(f"| {LEGENDS[name]} | " + " | ".join(cells) + " |")
             tuning_runs += [r for lr, r in scores.items() if lr != learning_rate]
         methods.append(network(name, learning_rate))
-    for name in [name for name in checkpoints if name != "scratch"] if args.features else ():
+    for name in checkpoints if args.features else ():  # scratch: random weights' features, the control
+        length = args.max_seq_length or DataArguments.max_seq_length
         methods.append(feature_method(f"{name}_features", f"{LEGENDS[name]}, fixed features + logistic regression",
-                                      checkpoints[name], data, args.task,
-                                      args.max_seq_length or DataArguments.max_seq_length, args.classifier_bptt))  # fmt: skip
+                                      checkpoints[name], data, args.task, length, args.classifier_bptt,
+                                      from_scratch=name == "scratch"))  # fmt: skip
 
     per_class = not regression
     all_size = len(data.pool) / len(set(data.pool["label"])) if per_class else len(data.pool)

@@ -87,6 +87,11 @@ def test_fixed_features_are_the_classifiers_pooled_states_and_feed_a_linear_mode
     )
     assert chunked.run("2", 0) == pytest.approx(scores[0])  # BPT3C reads the same states in chunks
     assert method.settings["max_seq_length"] == 24 and chunked.settings["classifier_bptt"] == 8
+    random = feature_method(
+        "scratch_features", "random", tiny_checkpoint, data, max_seq_length=24, from_scratch=True
+    )
+    assert random.run("2", 0)["num_train"] == 10 and random.settings["from_scratch"] is True
+    assert "from_scratch" not in method.settings  # runs recorded before the control existed keep their key
 
 
 def run_script(argv):
@@ -105,8 +110,9 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     run_script(argv)
     report = (tmp_path / "results" / "label_efficiency.md").read_text()
     assert (
-        "| labels per class | TF-IDF + logistic regression | RNN from scratch | pretrained causal LM | "
-        "pretrained causal LM, fixed features + logistic regression |" in report
+        "| labels per class | TF-IDF + logistic regression | RNN from scratch | pretrained causal LM | RNN from "
+        "scratch, fixed features + logistic regression | pretrained causal LM, fixed features + logistic regression |"
+        in report
     )
     assert "Hardware: " in report and "Quick mode" in report and "| 2 |" in report
     # the floor under every table: the share of BBC News's largest topic among the test documents
@@ -116,6 +122,7 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
         "tfidf",
         "scratch",
         "clm",
+        "scratch_features",
         "clm_features",
     }
     tuning = [r for r in records if r["num_labels"] == "25"]
@@ -139,10 +146,10 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     before = (tmp_path / "work" / "results.jsonl").read_text()
     run_script([*argv, "--report_only", "--num_labels_list", "2", "8"])
     assert (tmp_path / "work" / "results.jsonl").read_text() == before
-    assert "| 8 | – | – | – | – |" in (tmp_path / "results" / "label_efficiency.md").read_text()
+    assert "| 8 | – | – | – | – | – |" in (tmp_path / "results" / "label_efficiency.md").read_text()
     run_script([*argv, "--features", "only", "--report_only", "--output_dir", str(tmp_path / "only")])
-    assert "| labels per class | TF-IDF + logistic regression | pretrained causal LM, fixed features + logistic " \
-           "regression |" in (tmp_path / "only" / "label_efficiency.md").read_text()  # fmt: skip
+    assert "| labels per class | TF-IDF + logistic regression | RNN from scratch, fixed features + logistic " \
+           "regression | pretrained causal LM, fixed" in (tmp_path / "only" / "label_efficiency.md").read_text()  # fmt: skip
     assert (
         not list(Path("docs/results").glob("*.md"))
         or "Quick mode" not in Path("docs/results/label_efficiency.md").read_text()

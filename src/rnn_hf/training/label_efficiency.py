@@ -32,7 +32,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, set_seed
 
 from ..data import DocumentSplit
 from ..hub import hardware
@@ -58,6 +58,7 @@ NOT_PRETRAINED = (
     "tfidf",
     "rocket",
     "knn_dtw",
+    "scratch_features",
 )  # method names label_savings leaves out
 
 
@@ -360,18 +361,20 @@ def pooled_features(
 
 def feature_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData,
                    task: str = "single_label_classification", max_seq_length: int = DataArguments.max_seq_length,
-                   classifier_bptt: int | None = None) -> Method:  # fmt: skip
+                   classifier_bptt: int | None = None, from_scratch: bool = False) -> Method:  # fmt: skip
     """The pretrained network as a fixed feature extractor, no fine-tuning: its pooled states (`pooled_features`,
     computed once per study for the pool and the test documents), standardized, then the TF-IDF baseline's linear
-    model (scikit-learn defaults) on the N labeled documents `finetune` would draw."""
+    model (scikit-learn defaults) on the N labeled documents `finetune` would draw. `from_scratch`: the same network
+    with random weights (seed 0), the control that shows what pretraining adds to the features."""
     cache: dict[str, np.ndarray] = {}
 
     def features() -> dict[str, np.ndarray]:
         if not cache:
             kind = TASKS[task](DataArguments(task=task, max_seq_length=max_seq_length))
             kind.prepare_labels(data.pool, data.test)  # the label names the classifier's config needs
-            model = load_model(ModelArguments(str(checkpoint), freeze_backbone=True, classifier_bptt=classifier_bptt),
-                               kind, Path(checkpoint), quiet=True)  # fmt: skip
+            set_seed(0)
+            model = load_model(ModelArguments(str(checkpoint), from_scratch=from_scratch, freeze_backbone=True,
+                                              classifier_bptt=classifier_bptt), kind, Path(checkpoint), quiet=True)  # fmt: skip
             tokenizer = AutoTokenizer.from_pretrained(checkpoint)
             for split, rows in (("pool", data.pool), ("test", data.test)):
                 cache[split] = pooled_features(model, tokenizer, rows["text"], max_seq_length)
@@ -387,7 +390,8 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
                                    scaler.transform(features()["test"]), data.test["label"], task)  # fmt: skip
 
     settings = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length,
-                "classifier_bptt": classifier_bptt, "test": len(data.test)}  # fmt: skip
+                "classifier_bptt": classifier_bptt, "test": len(data.test), **({"from_scratch": True} if from_scratch
+                                                                                   else {})}  # fmt: skip
     return Method(name, legend, run, settings)
 
 
