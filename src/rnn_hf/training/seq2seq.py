@@ -186,10 +186,12 @@ def train_seq2seq(model, source_tokenizer, target_tokenizer, train_pairs: Datase
     collator = DataCollatorForSeq2Seq(source_tokenizer, model=model, label_pad_token_id=-100)
     common = dict(model=model, args=training_args, train_dataset=features, data_collator=collator,
                   processing_class=source_tokenizer)  # fmt: skip
+    frozen = []
     if pretrained_lr_ratio == 1.0:
         trainer = Seq2SeqTrainer(**common)
     elif pretrained_lr_ratio == 0.0:
-        for param in lm_initialized_parameters(model):
+        frozen = [param for param in lm_initialized_parameters(model) if param.requires_grad]
+        for param in frozen:
             param.requires_grad_(False)
         trainer = Seq2SeqTrainer(**common)
     else:
@@ -197,7 +199,7 @@ def train_seq2seq(model, source_tokenizer, target_tokenizer, train_pairs: Datase
             **common, pretrained=lm_initialized_parameters(model), pretrained_lr_ratio=pretrained_lr_ratio
         )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    for param in model.parameters():  # frozen for training only
+    for param in frozen:  # frozen for this training only
         param.requires_grad_(True)
     return trainer
 
