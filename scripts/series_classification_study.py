@@ -41,10 +41,18 @@ parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
 parser.add_argument("--pretraining_steps", type=int, default=600)
 parser.add_argument("--finetuning_steps", type=int, default=150)
 parser.add_argument("--learning_rate", type=float, default=3e-3)
+parser.add_argument(
+    "--backbone_lr_ratio",
+    type=float,
+    default=1.0,
+    help="the pretrained backbones fine-tune at this x --learning_rate (0: fixed, the head alone learns)",
+)
 parser.add_argument("--hidden_size", type=int, default=64)
 parser.add_argument("--work_dir", default="runs/series_classification", help="pretrained models and runs")
 parser.add_argument("--output_dir", default="runs/series_classification", help="docs/results for make")
 args = parser.parse_args()
+if not 0 <= args.backbone_lr_ratio <= 1:
+    parser.error(f"--backbone_lr_ratio must lie in [0, 1], got {args.backbone_lr_ratio}")
 hf_logging.set_verbosity_error()
 warnings.filterwarnings("ignore", message=".*unsafe cast.*")
 model_args = SeriesModelArguments(hidden_size=args.hidden_size)
@@ -95,8 +103,10 @@ def run_study(name: str) -> None:
             torch.manual_seed(seed)
             training = training_arguments(str(work_dir / "finetune"), args.finetuning_steps, args.learning_rate, 16,
                                           seed)  # fmt: skip
+            ratio = 1.0 if init == "scratch" else args.backbone_lr_ratio
             model = finetune_classifier(inits[init], model_args, series_tensor(rows), np.asarray(rows["label"]),
-                                        num_classes, training)  # fmt: skip
+                                        num_classes, training, freeze_backbone=ratio == 0,
+                                        backbone_lr_ratio=ratio or 1.0)  # fmt: skip
             return scores(predict_classes(model, test_values))
 
         return run
@@ -113,22 +123,24 @@ def run_study(name: str) -> None:
 
     settings = {"model": asdict(model_args), "pretraining_steps": args.pretraining_steps,
                 "finetuning_steps": args.finetuning_steps, "learning_rate": args.learning_rate}  # fmt: skip
+    pretrained_settings = {**settings, "set": name}
+    if args.backbone_lr_ratio != 1:
+        pretrained_settings["backbone_lr_ratio"] = args.backbone_lr_ratio
     methods = [
         Method(
             "rocket", "ROCKET (aeon, 10,000 kernels)", baseline(rocket_classifier_accuracy), {"set": name}
         ),
         Method("knn_dtw", "1-NN DTW (aeon)", baseline(knn_dtw_accuracy), {"set": name}),
         Method("scratch", "RNN from scratch", rnn_method("scratch"), {**settings, "set": name}),
+        Method("forecast", "RNN pretrained by forecasting", rnn_method("forecast"), pretrained_settings),
         Method(
-            "forecast", "RNN pretrained by forecasting", rnn_method("forecast"), {**settings, "set": name}
-        ),
-        Method(
-            "reconstruct",
-            "RNN pretrained by reconstruction",
-            rnn_method("reconstruct"),
-            {**settings, "set": name},
+            "reconstruct", "RNN pretrained by reconstruction", rnn_method("reconstruct"), pretrained_settings
         ),
     ]
+    backbone_rate = {
+        1: "every weight at that rate",
+        0: "the pretrained backbones fixed, the head alone learns",
+    }.get(args.backbone_lr_ratio, f"the pretrained backbones at {args.backbone_lr_ratio} x that rate")
     label_efficiency(
         methods,
         args.num_labels_list,
@@ -142,8 +154,8 @@ def run_study(name: str) -> None:
             f"{num_classes} classes, against the number of labeled training series per class (drawn from its "
             f"{len(train)} training series). The RNNs ({model_args}) pretrain on the {len(train)} training series "
             f"without labels ({args.pretraining_steps} steps: forecasting = next-value likelihood, "
-            f"reconstruction = EncDec-AD), then fine-tune every weight for {args.finetuning_steps} steps "
-            f"(lr {args.learning_rate}, batch 16). ROCKET and 1-NN DTW train on the same labeled series."
+            f"reconstruction = EncDec-AD), then fine-tune for {args.finetuning_steps} steps (lr "
+            f"{args.learning_rate}, batch 16; {backbone_rate}). ROCKET and 1-NN DTW train on the same labeled series."
         ],
         x_label="labeled training series per class",
         all_size=len(train) / num_classes,

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from datasets import Dataset
 
 from rnn_hf import RnnForTimeSeriesPrediction
 from rnn_hf.data.forecasting import load_forecasting_data
@@ -26,6 +27,7 @@ from rnn_hf.training.forecasting import (
 from rnn_hf.training.series import (
     SeriesModelArguments,
     finetune_classifier,
+    fit,
     predict_classes,
     pretrain_autoencoder,
     pretrain_forecaster,
@@ -102,6 +104,22 @@ def test_pretraining_then_few_label_fine_tuning_on_a_ucr_set(tmp_path):
     assert reconstruction_errors(autoencoder, values)[1].shape == (67, 24)
 
 
+def test_fine_tuning_a_pretrained_backbone_fixed_or_at_a_lower_rate(tmp_path):
+    values = series_tensor(load_ucr("ItalyPowerDemand")["train"])[:8]
+    labels = np.array([0, 1] * 4)
+    settings = SeriesModelArguments(hidden_size=8)
+    autoencoder = pretrain_autoencoder(values, settings, training_arguments(str(tmp_path), 2, 1e-2, 4, 0))
+    pretrained = {name: weight.clone() for name, weight in autoencoder.model.state_dict().items()}
+    fixed = finetune_classifier(autoencoder, settings, values, labels, 2,
+                                training_arguments(str(tmp_path), 3, 1e-2, 4, 0), freeze_backbone=True)  # fmt: skip
+    assert all(torch.equal(weight, pretrained[name]) for name, weight in fixed.model.state_dict().items())
+    fixed.model.requires_grad_(True)  # then the backbone at 0.1x the head's rate
+    trainer = fit(fixed, Dataset.from_dict({"past_values": values.numpy(), "labels": labels}),
+                  training_arguments(str(tmp_path), 1, 1e-2, 4, 0), backbone_lr_ratio=0.1)  # fmt: skip
+    rates = sorted(group["initial_lr"] for group in trainer.optimizer.param_groups)
+    assert rates == pytest.approx([1e-3, 1e-2])
+
+
 def test_step_scores_become_point_scores():
     series = np.arange(10.0)
     step_scores = windows(series, 4, 3) / 10  # (3, 4): windows at 0, 3, 6
@@ -133,13 +151,22 @@ def test_the_three_study_scripts_run_and_resume(tmp_path):
                        "--num_windows", "2", "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
     assert "reusing the forecaster" in again.stdout
     assert len(json.loads((out / "scores.json").read_text())) == 1
+    mixed = subprocess.run([sys.executable, "scripts/forecasting_study.py", "--datasets", "airline", "--max_steps",
+                            "10", "--num_windows", "2", "--validation", "--work_dir", str(out)],
+                           capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
+    assert mixed.returncode != 0 and "trained under other settings" in mixed.stderr
+    out = tmp_path / "validation"
+    run_script("scripts/forecasting_study.py", "--datasets", "airline", "--max_steps", "10", "--num_windows", "2",
+               "--validation", "--no_baselines", "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
+    assert "Validation split: the 2 windows before the test windows." in (out / "forecasting.md").read_text()
 
     out = tmp_path / "classification"
     run_script("scripts/series_classification_study.py", "--datasets", "ItalyPowerDemand", "--seeds", "0",
                "--num_labels_list", "1", "--pretraining_steps", "5", "--finetuning_steps", "3",
-               "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
+               "--backbone_lr_ratio", "0.5", "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
     report = (out / "series_classification_ItalyPowerDemand.md").read_text()
     assert "RNN pretrained by forecasting" in report and "ROCKET" in report
+    assert "the pretrained backbones at 0.5 x that rate" in report
 
     out = tmp_path / "anomaly"
     run_script("scripts/anomaly_study.py", "--max_steps", "3", "--window", "32", "--output_dir", str(out))
