@@ -306,7 +306,9 @@ def test_validation_split_scores_the_windows_before_the_test_windows(loaded):
     assert len(co2.dataset[0]["target"]) == 2284 - 52 and "feat_dynamic_real" not in co2.dataset.column_names
     with pytest.raises(ValueError, match="num_windows must be at least 1"):
         validation_split(data, 0)
-    with pytest.raises(ValueError, match="series 'T7' has 16 values, too few to set aside 2 validation windows"):
+    with pytest.raises(
+        ValueError, match="series 'T7' has 16 values, too few to set aside 2 validation windows"
+    ):
         validation_split(loaded["m1_yearly"], 2)
 
 
