@@ -69,7 +69,10 @@ parser.add_argument("--learning_rate", type=float, default=1e-3)
 parser.add_argument("--batch_size", type=int, default=32)
 parser.add_argument("--context_length", type=int, help="steps read before a forecast (default: 3 x horizon)")
 parser.add_argument(
-    "--lags_sequence", type=int, nargs="+", help="default: 1-7 and around one and two seasons"
+    "--lags_sequence",
+    type=int,
+    nargs="+",
+    help="default: 1-7 and around one and two seasons (a daily season of sub-daily data: the last 7 days)",
 )
 parser.add_argument("--hidden_size", type=int, default=40)
 parser.add_argument("--num_layers", type=int, default=2)
@@ -115,6 +118,10 @@ for name in [args.file] if args.file else args.datasets:
         sys.exit(f"{model_dir} was trained under other settings ({settings_file}): pass another --work_dir.")
     if (model_dir / "model.safetensors").is_file():
         model = RnnForTimeSeriesPrediction.from_pretrained(model_dir)
+        saved = (model.config.lags_sequence, model.config.context_length)
+        if saved != (config.lags_sequence, config.context_length):
+            sys.exit(f"{model_dir} holds a forecaster with lags {saved[0]} and context {saved[1]}, not this run's "
+                     f"{config.lags_sequence} and {config.context_length}: pass another --work_dir.")  # fmt: skip
         print(f"{name}: reusing the forecaster in {model_dir}")
         reused.append(name)
     else:

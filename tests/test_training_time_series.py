@@ -19,6 +19,7 @@ from rnn_hf.training.forecast_evaluation import evaluate, forecast_windows
 from rnn_hf.training.forecasting import (
     ForecasterArguments,
     covariate_statistics,
+    default_lags,
     first_origin,
     forecaster_config,
     rnn_forecast_fn,
@@ -58,6 +59,17 @@ def test_training_windows_end_before_the_held_out_windows():
     assert np.allclose(mean[:, 0], covariates.mean(1)) and np.allclose(
         deviation[:, 0], covariates.std(1), rtol=1e-6
     )
+
+
+def test_default_lags_cover_a_week_for_a_daily_season_of_a_sub_daily_series():
+    week = [day * 48 + shift for day in range(1, 8) for shift in (-1, 0, 1)]
+    assert default_lags(48, "30min") == [*range(1, 8), *week]
+    assert default_lags(24, "h")[-3:] == [167, 168, 169]
+    assert default_lags(52, "W-SAT") == [*range(1, 8), 51, 52, 53, 104]  # calendar frequencies: two seasons
+    assert default_lags(12, "MS") == default_lags(12) == [*range(1, 8), 11, 12, 13, 24]
+    assert default_lags(1, "MS") == list(range(1, 8))
+    config = forecaster_config(load_forecasting_data("elecdemand"), ForecasterArguments())
+    assert config.lags_sequence[-1] == 337 and config.past_length == 144 + 337
 
 
 def test_backtest_of_a_forecaster_gives_ordered_quantiles_and_scores():
@@ -151,6 +163,13 @@ def test_the_three_study_scripts_run_and_resume(tmp_path):
                        "--num_windows", "2", "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
     assert "reusing the forecaster" in again.stdout
     assert len(json.loads((out / "scores.json").read_text())) == 1
+    stale = RnnForTimeSeriesPrediction.from_pretrained(out / "airline")  # as if the default lags had changed
+    stale.config.lags_sequence = [1, 2]
+    RnnForTimeSeriesPrediction(stale.config).save_pretrained(out / "airline")
+    refused = subprocess.run([sys.executable, "scripts/forecasting_study.py", "--datasets", "airline", "--max_steps",
+                              "10", "--num_windows", "2", "--work_dir", str(out)],
+                             capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
+    assert refused.returncode != 0 and "holds a forecaster with lags [1, 2] and context" in refused.stderr
     mixed = subprocess.run([sys.executable, "scripts/forecasting_study.py", "--datasets", "airline", "--max_steps",
                             "10", "--num_windows", "2", "--validation", "--work_dir", str(out)],
                            capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip

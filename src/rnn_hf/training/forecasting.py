@@ -16,8 +16,10 @@ standardized with their training-part mean and deviation.
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 from datasets import Dataset
+from pandas.tseries.frequencies import to_offset
 
 from ..configuration_rnn_time_series import RnnTimeSeriesConfig
 from ..data.forecasting import ForecastingData, time_features
@@ -33,7 +35,8 @@ class ForecasterArguments:
         default=None, metadata={"help": "steps read before the forecast; default: 3 x prediction_length"}
     )
     lags_sequence: list[int] | None = field(
-        default=None, metadata={"help": "lags read at each step; default: 1-7 and around one and two seasons"}
+        default=None,
+        metadata={"help": "lags read at each step; default: `default_lags(season_length, freq)`"},
     )
     hidden_size: int = field(default=40, metadata={"help": "width of each recurrent layer"})
     num_layers: int = field(default=2, metadata={"help": "number of recurrent layers"})
@@ -49,11 +52,26 @@ class ForecasterArguments:
     window_stride: int = field(default=1, metadata={"help": "steps between the starts of training windows"})
 
 
-def default_lags(season_length: int) -> list[int]:
+def default_lags(season_length: int, freq: str | None = None) -> list[int]:
+    """Lags 1-7, and around one and two seasons. When the season is a day of a sub-daily series (`freq` such as
+    `"30min"` or `"h"`), around each of the last seven days instead, as GluonTS's lags for hourly and finer data:
+    the same time a week ago tells weekdays from weekends."""
     lags = set(range(1, 8))
     if season_length > 1:
-        lags |= {season_length - 1, season_length, season_length + 1, 2 * season_length}
+        step = _step(freq) if freq is not None else None
+        if step is not None and step * season_length == pd.Timedelta(days=1):
+            lags |= {day * season_length + shift for day in range(1, 8) for shift in (-1, 0, 1)}
+        else:
+            lags |= {season_length - 1, season_length, season_length + 1, 2 * season_length}
     return sorted(lags)
+
+
+def _step(freq: str) -> pd.Timedelta | None:
+    """The length of one step of a fixed frequency (`"30min"`, `"h"`), None for calendar ones (`"D"`, `"MS"`)."""
+    try:
+        return pd.Timedelta(to_offset(freq))
+    except ValueError:
+        return None
 
 
 def forecaster_config(data: ForecastingData, settings: ForecasterArguments) -> RnnTimeSeriesConfig:
@@ -62,7 +80,7 @@ def forecaster_config(data: ForecastingData, settings: ForecasterArguments) -> R
     return RnnTimeSeriesConfig(
         prediction_length=horizon,
         context_length=settings.context_length or 3 * horizon,
-        lags_sequence=settings.lags_sequence or default_lags(data.season_length),
+        lags_sequence=settings.lags_sequence or default_lags(data.season_length, data.freq),
         num_time_features=data.num_time_features + num_covariates,
         hidden_size=settings.hidden_size,
         num_layers=settings.num_layers,
