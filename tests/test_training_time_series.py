@@ -63,7 +63,8 @@ def test_training_windows_end_before_the_held_out_windows():
 
 def test_default_lags_cover_a_week_for_a_daily_season_of_a_sub_daily_series():
     week = [day * 48 + shift for day in range(1, 8) for shift in (-1, 0, 1)]
-    assert default_lags(48, "30min") == [*range(1, 8), *week]
+    assert default_lags(48, "30min") == [*range(1, 9), *week]  # 1-8: around each of the last three hours
+    assert default_lags(96, "15min")[:15] == [*range(1, 15), 95]
     assert default_lags(24, "h")[-3:] == [167, 168, 169]
     assert default_lags(52, "W-SAT") == [*range(1, 8), 51, 52, 53, 104]  # calendar frequencies: two seasons
     assert default_lags(12, "MS") == default_lags(12) == [*range(1, 8), 11, 12, 13, 24]

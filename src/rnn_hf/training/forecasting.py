@@ -53,14 +53,19 @@ class ForecasterArguments:
 
 
 def default_lags(season_length: int, freq: str | None = None) -> list[int]:
-    """Lags 1-7, and around one and two seasons. When the season is a day of a sub-daily series (`freq` such as
-    `"30min"` or `"h"`), around each of the last seven days instead, as GluonTS's lags for hourly and finer data:
-    the same time a week ago tells weekdays from weekends."""
+    """Lags 1-7, and around one and two seasons. For sub-daily series (`freq` such as `"30min"` or `"h"`) the lags
+    of GluonTS's `get_lags_for_frequency` instead: around each of the last three hours when a step is shorter than
+    an hour, and, when the season is a day, around the same time on each of the last seven days (which tells
+    weekdays from weekends)."""
     lags = set(range(1, 8))
+    step = _step(freq) if freq is not None else None
+    hour, day = pd.Timedelta(hours=1), pd.Timedelta(days=1)
+    if step is not None and step < hour and hour % step == pd.Timedelta(0):
+        per_hour = hour // step
+        lags |= {hours * per_hour + shift for hours in range(1, 4) for shift in range(-2, 3)} - {0}
     if season_length > 1:
-        step = _step(freq) if freq is not None else None
-        if step is not None and step * season_length == pd.Timedelta(days=1):
-            lags |= {day * season_length + shift for day in range(1, 8) for shift in (-1, 0, 1)}
+        if step is not None and step * season_length == day:
+            lags |= {days * season_length + shift for days in range(1, 8) for shift in (-1, 0, 1)}
         else:
             lags |= {season_length - 1, season_length, season_length + 1, 2 * season_length}
     return sorted(lags)
