@@ -72,7 +72,7 @@ parser.add_argument(
     "--lags_sequence",
     type=int,
     nargs="+",
-    help="default: 1-7 and around one and two seasons (a daily season of sub-daily data: the last 7 days)",
+    help="default: 1-7 and around one and two seasons; for sub-daily data GluonTS's lags (default_lags)",
 )
 parser.add_argument("--hidden_size", type=int, default=40)
 parser.add_argument("--num_layers", type=int, default=2)
