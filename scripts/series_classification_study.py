@@ -18,14 +18,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.metrics import f1_score
+from sklearn.preprocessing import StandardScaler
 from transformers.utils import logging as hf_logging
 
 from rnn_hf import RnnForSequenceReconstruction, RnnForTimeSeriesPrediction
 from rnn_hf.data.series import draw_labeled, load_ucr
-from rnn_hf.training.label_efficiency import Method, label_efficiency
+from rnn_hf.training.label_efficiency import Method, label_efficiency, linear_model_scores
 from rnn_hf.training.series import (
     SeriesModelArguments,
+    classifier_from,
     finetune_classifier,
+    pooled_series_features,
     predict_classes,
     pretrain_autoencoder,
     pretrain_forecaster,
@@ -47,6 +50,8 @@ parser.add_argument(
     default=1.0,
     help="the pretrained backbones fine-tune at this x --learning_rate (0: fixed, the head alone learns)",
 )
+parser.add_argument("--features", nargs="?", const="also", choices=["also", "only"], help="each backbone (random "
+                    "weights for scratch) also, or only, as fixed features + logistic regression")  # fmt: skip
 parser.add_argument("--hidden_size", type=int, default=64)
 parser.add_argument("--work_dir", default="runs/series_classification", help="pretrained models and runs")
 parser.add_argument("--output_dir", default="runs/series_classification", help="docs/results for make")
@@ -111,6 +116,22 @@ def run_study(name: str) -> None:
 
         return run
 
+    def feature_method(init: str):
+        """The backbone's pooled states (fixed; random weights, seed 0, for scratch), standardized, then a logistic
+        regression (scikit-learn defaults) on the labeled series."""
+        torch.manual_seed(0)
+        model = classifier_from(inits[init], model_args, train_values.size(2), num_classes)
+        test_features = pooled_series_features(model, test_values)
+
+        def run(num_labels: str, seed: int) -> dict:
+            rows = labeled(num_labels, seed)
+            train = pooled_series_features(model, series_tensor(rows))
+            scaler = StandardScaler().fit(train)
+            return linear_model_scores(scaler.transform(train), rows["label"], scaler.transform(test_features),
+                                       test_labels, "single_label_classification")  # fmt: skip
+
+        return run
+
     def baseline(function):
         def run(num_labels: str, seed: int) -> dict:
             rows = labeled(num_labels, seed)
@@ -129,14 +150,22 @@ def run_study(name: str) -> None:
     methods = [
         Method(
             "rocket", "ROCKET (aeon, 10,000 kernels)", baseline(rocket_classifier_accuracy), {"set": name}
-        ),
+        ),  # fmt: skip
         Method("knn_dtw", "1-NN DTW (aeon)", baseline(knn_dtw_accuracy), {"set": name}),
         Method("scratch", "RNN from scratch", rnn_method("scratch"), {**settings, "set": name}),
         Method("forecast", "RNN pretrained by forecasting", rnn_method("forecast"), pretrained_settings),
         Method(
             "reconstruct", "RNN pretrained by reconstruction", rnn_method("reconstruct"), pretrained_settings
         ),
-    ]
+    ][: None if args.features != "only" else 2]
+    legends = {"scratch": "RNN, random weights", "forecast": "RNN pretrained by forecasting",
+               "reconstruct": "RNN pretrained by reconstruction"}  # fmt: skip
+    methods += [Method(f"{init}_features", f"{legend}, fixed features + logistic regression", feature_method(init),
+                       {"model": asdict(model_args), "set": name, "features": True}
+                       | ({} if init == "scratch" else {"pretraining_steps": args.pretraining_steps}))
+                for init, legend in legends.items() if args.features]  # fmt: skip
+    features_text = (" Fixed features: the backbone's pooled states (last, max, mean), standardized, then a "
+                     "logistic regression (scikit-learn defaults) on the labeled series.") if args.features else ""  # fmt: skip
     backbone_rate = {
         1: "every weight at that rate",
         0: "the pretrained backbones fixed, the head alone learns",
@@ -156,6 +185,7 @@ def run_study(name: str) -> None:
             f"without labels ({args.pretraining_steps} steps: forecasting = next-value likelihood, "
             f"reconstruction = EncDec-AD), then fine-tune for {args.finetuning_steps} steps (lr "
             f"{args.learning_rate}, batch 16; {backbone_rate}). ROCKET and 1-NN DTW train on the same labeled series."
+            + features_text
         ],
         x_label="labeled training series per class",
         all_size=len(train) / num_classes,

@@ -12,7 +12,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from rnn_hf import RnnForTimeSeriesPrediction
+from rnn_hf import RnnForSequenceReconstruction, RnnForTimeSeriesPrediction
 from rnn_hf.data.forecasting import load_forecasting_data
 from rnn_hf.data.series import load_ucr, windows
 from rnn_hf.training.forecast_evaluation import evaluate, forecast_windows
@@ -27,8 +27,10 @@ from rnn_hf.training.forecasting import (
 )
 from rnn_hf.training.series import (
     SeriesModelArguments,
+    classifier_from,
     finetune_classifier,
     fit,
+    pooled_series_features,
     predict_classes,
     pretrain_autoencoder,
     pretrain_forecaster,
@@ -133,6 +135,23 @@ def test_fine_tuning_a_pretrained_backbone_fixed_or_at_a_lower_rate(tmp_path):
     assert rates == pytest.approx([1e-3, 1e-2])
 
 
+def test_pooled_features_are_what_the_head_reads():
+    values = series_tensor(load_ucr("ItalyPowerDemand")["train"])[:5]
+    settings = SeriesModelArguments(hidden_size=8)
+    torch.manual_seed(0)
+    autoencoder = RnnForSequenceReconstruction(settings.config(1))
+    classifier = classifier_from(autoencoder, settings, 1, 3)
+    copied = autoencoder.model.state_dict()
+    assert all(torch.equal(weight, copied[name]) for name, weight in classifier.model.state_dict().items())
+    features = pooled_series_features(classifier, values, batch_size=2)
+    assert features.shape == (5, 3 * 8)  # concat pooling: last, max, mean
+    with torch.no_grad():
+        logits = classifier(values).logits
+        assert torch.allclose(classifier.classifier(torch.from_numpy(features)), logits, atol=1e-6)
+    random = pooled_series_features(classifier_from(None, settings, 1, 3), values)
+    assert random.shape == features.shape and not np.allclose(random, features)
+
+
 def test_step_scores_become_point_scores():
     series = np.arange(10.0)
     step_scores = windows(series, 4, 3) / 10  # (3, 4): windows at 0, 3, 6
@@ -183,9 +202,10 @@ def test_the_three_study_scripts_run_and_resume(tmp_path):
     out = tmp_path / "classification"
     run_script("scripts/series_classification_study.py", "--datasets", "ItalyPowerDemand", "--seeds", "0",
                "--num_labels_list", "1", "--pretraining_steps", "5", "--finetuning_steps", "3",
-               "--backbone_lr_ratio", "0.5", "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
+               "--backbone_lr_ratio", "0.5", "--features", "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
     report = (out / "series_classification_ItalyPowerDemand.md").read_text()
     assert "RNN pretrained by forecasting" in report and "ROCKET" in report
+    assert "RNN pretrained by reconstruction, fixed features + logistic regression" in report
     assert "the pretrained backbones at 0.5 x that rate" in report
 
     out = tmp_path / "anomaly"

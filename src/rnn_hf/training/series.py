@@ -145,6 +145,25 @@ def pretrain_autoencoder(
     return model
 
 
+def classifier_from(
+    pretrained: RnnTimeSeriesPreTrainedModel | None,
+    model_args: SeriesModelArguments,
+    input_size: int,
+    num_labels: int,
+) -> RnnForTimeSeriesClassification:
+    """An untrained classifier whose backbone is copied from `pretrained` (a forecaster or an autoencoder), or
+    random (None: `model_args` at `input_size` channels)."""
+    if pretrained is not None:
+        config = RnnTimeSeriesConfig.from_dict({**pretrained.config.to_dict(), "num_labels": num_labels})
+    else:
+        config = model_args.config(input_size, num_labels=num_labels)
+    config.problem_type = "single_label_classification"
+    model = RnnForTimeSeriesClassification(config)
+    if pretrained is not None:
+        model.model.load_state_dict(pretrained.model.state_dict())
+    return model
+
+
 def finetune_classifier(
     pretrained: RnnTimeSeriesPreTrainedModel | None,
     model_args: SeriesModelArguments,
@@ -158,14 +177,7 @@ def finetune_classifier(
     """A classifier trained on labeled `(N, T, C)` series, its backbone copied from `pretrained` (a forecaster or
     an autoencoder) or random (None); `freeze_backbone` trains the head alone on the backbone's pooled features,
     `backbone_lr_ratio` scales the backbone's learning rate (see `fit`)."""
-    if pretrained is not None:
-        config = RnnTimeSeriesConfig.from_dict({**pretrained.config.to_dict(), "num_labels": num_labels})
-    else:
-        config = model_args.config(values.size(2), num_labels=num_labels)
-    config.problem_type = "single_label_classification"
-    model = RnnForTimeSeriesClassification(config)
-    if pretrained is not None:
-        model.model.load_state_dict(pretrained.model.state_dict())
+    model = classifier_from(pretrained, model_args, values.size(2), num_labels)
     model.model.requires_grad_(not freeze_backbone)
     rows = Dataset.from_dict({"past_values": values.numpy(), "labels": np.asarray(labels)})
     fit(model, rows, args, backbone_lr_ratio)
@@ -179,6 +191,24 @@ def predict_classes(
     model.eval()
     logits = [model(values[i : i + batch_size]).logits for i in range(0, values.size(0), batch_size)]
     return torch.cat(logits).argmax(-1).numpy()  # (N,)
+
+
+@torch.no_grad()
+def pooled_series_features(
+    model: RnnForTimeSeriesClassification, values: torch.Tensor, batch_size: int = 64
+) -> np.ndarray:
+    """What the classifier's head reads, one row per series of `(N, T, C)` `values`: the backbone's pooled states
+    (`config.classifier_pooling`), in eval mode (no dropout). With a pretrained backbone (`classifier_from`) these
+    are fixed features for a linear model fitted on few labels. Returns `(N, pooled_size)`."""
+    model.eval()
+    captured: list[torch.Tensor] = []
+    hook = model.classifier.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0]))
+    try:
+        for start in range(0, values.size(0), batch_size):
+            model(values[start : start + batch_size])
+    finally:
+        hook.remove()
+    return torch.cat(captured).float().numpy()
 
 
 @torch.no_grad()
@@ -225,10 +255,12 @@ def steps_for(num_examples: int, batch_size: int, epochs: float) -> int:
 
 __all__ = [
     "SeriesModelArguments",
+    "classifier_from",
     "finetune_classifier",
     "fit",
     "predict_classes",
     "pretrain_autoencoder",
+    "pooled_series_features",
     "pretrain_forecaster",
     "reconstruction_errors",
     "series_tensor",
