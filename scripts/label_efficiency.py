@@ -14,7 +14,6 @@ tables and a plot in `<output_dir>`).
 """
 
 import argparse
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ from rnn_hf.training.label_efficiency import (
     feature_method,
     finetune_method,
     label_efficiency,
+    pretraining_line,
     tune_learning_rate,
     unseen_by_every_checkpoint,
 )
@@ -71,6 +71,8 @@ def parse_args(argv):
     parser.add_argument("--features", nargs="?", const="also", choices=["also", "only"], help="each pretrained "
                         "network as a fixed feature extractor too (or `only`: no fine-tuning): its pooled states "
                         "+ logistic regression")  # fmt: skip
+    parser.add_argument("--self_training", action="store_true", help="with --features: each also self-trained on "
+                        "the unlabeled pool (rnn_hf.training.label_efficiency.self_trained_linear_model)")  # fmt: skip
     parser.add_argument(
         "--learning_rates", nargs="+", type=float, help="tune each network's peak rate over these"
     )
@@ -92,6 +94,8 @@ def parse_args(argv):
     for value in args.num_labels_list:
         if value != "all" and not (value.isdigit() and int(value) > 0):
             parser.error(f"--num_labels_list takes positive integers or 'all', got {value!r}")
+    if args.self_training and (not args.features or args.task == "regression"):
+        parser.error("--self_training needs --features and a classification task")
     if args.learning_rates and args.tune_num_labels < MIN_PER_CLASS_FOR_VALIDATION:
         parser.error(f"--tune_num_labels {args.tune_num_labels} leaves no validation split to tune on: use at "
                      f"least {MIN_PER_CLASS_FOR_VALIDATION}")  # fmt: skip
@@ -136,11 +140,13 @@ def main(argv: list[str] | None = None) -> Path:
             tuning_lines.append(f"| {LEGENDS[name]} | " + " | ".join(cells) + " |")
             tuning_runs += [r for lr, r in scores.items() if lr != learning_rate]
         methods.append(network(name, learning_rate))
-    for name in checkpoints if args.features else ():  # scratch: random weights' features, the control
-        length = args.max_seq_length or DataArguments.max_seq_length
-        methods.append(feature_method(f"{name}_features", f"{LEGENDS[name]}, fixed features + logistic regression",
-                                      checkpoints[name], data, args.task, length, args.classifier_bptt,
-                                      from_scratch=name == "scratch"))  # fmt: skip
+    for name, self_training in [(name, st) for st in (False, True) for name in checkpoints if args.features and
+                                (args.self_training or not st)]:  # scratch: random weights' features, the control  # fmt: skip
+        suffix = ("_self_training", ", self-trained") if self_training else ("", "")
+        methods.append(feature_method(f"{name}_features{suffix[0]}", f"{LEGENDS[name]}, fixed features + logistic "
+                                      f"regression{suffix[1]}", checkpoints[name], data, args.task,
+                                      args.max_seq_length or DataArguments.max_seq_length, args.classifier_bptt,
+                                      from_scratch=name == "scratch", self_training=self_training, cache_dir=work_dir))  # fmt: skip
 
     per_class = not regression
     all_size = len(data.pool) / len(set(data.pool["label"])) if per_class else len(data.pool)
@@ -158,17 +164,12 @@ def main(argv: list[str] | None = None) -> Path:
         + f". The scratch network copies the config and tokenizer of `{checkpoints['scratch']}`.",
         f"- {methods[0].legend} (scikit-learn, `sublinear_tf=True`) trains on all N labeled documents"
         + ("; so does the same linear model on each pretrained network's standardized pooled states (fixed "
-           "features)." if args.features else "."),
+           "features)." if args.features else ".") + (" Self-trained: standardized on the whole pool, then 5 rounds "
+           "in which each class adds the pool documents it is most confident of, 50% of the pool by the last round "
+           "(`self_trained_linear_model`)." if args.self_training else ""),
     ]  # fmt: skip
-    for name in ("clm", "mlm", "sa"):
-        results = checkpoints[name] / "results.json" if name in checkpoints else None
-        if results is not None and results.is_file():
-            measured = json.loads(results.read_text())
-            held_out = ", ".join(
-                f"{k.removeprefix('eval_')} {v:.4g}" for k, v in measured.items() if k.startswith("eval_")
-            )
-            intro.append(f"- {LEGENDS[name]} `{checkpoints[name]}`: {measured.get('steps')} steps in "
-                         f"{measured.get('train_seconds')} s of pretraining; held-out {held_out}.")  # fmt: skip
+    intro += [line for name in ("clm", "mlm", "sa") if name in checkpoints
+              for line in [pretraining_line(LEGENDS[name], checkpoints[name])] if line]  # fmt: skip
     intro += ["", "## Learning rates", ""]
     if tuning_lines:
         intro += [f"Each network's peak learning rate is the one with the best validation {metric} with "

@@ -7,14 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import LogisticRegression
 from transformers import AutoTokenizer
 
 from rnn_hf import RnnForSequenceClassification
 from rnn_hf.data import DataError, DocumentSplit, load_trump_tweets
 from rnn_hf.layers import pool_sequence
 from rnn_hf.training import DataArguments, load_finetuning_data
+from rnn_hf.training.cli import UserError
 from rnn_hf.training.finetuning import FinetuningData
 from rnn_hf.training.label_efficiency import (
     Method,
@@ -26,6 +29,7 @@ from rnn_hf.training.label_efficiency import (
     majority_class_scores,
     markdown_table,
     pooled_features,
+    self_trained_linear_model,
     unseen_by_every_checkpoint,
 )
 
@@ -94,6 +98,43 @@ def test_fixed_features_are_the_classifiers_pooled_states_and_feed_a_linear_mode
     assert "from_scratch" not in method.settings  # runs recorded before the control existed keep their key
 
 
+def test_self_training_moves_a_boundary_that_two_labels_misplace():
+    rng = np.random.default_rng(0)
+
+    def draw(n):  # two well-separated clusters on the first feature, noise on the second
+        labels = np.repeat([0, 1], n)
+        centers = np.where(labels == 0, -2.0, 2.0)
+        return np.stack([centers + 0.5 * rng.normal(size=2 * n), rng.normal(size=2 * n)], 1), labels
+
+    pool, _ = draw(500)
+    test, test_labels = draw(500)
+    labeled, labels = np.array([[-3.0, 0.0], [-0.5, 0.0]]), np.array([0, 1])  # the midpoint cuts cluster 0
+    plain = (LogisticRegression().fit(labeled, labels).predict(test) == test_labels).mean()
+    self_trained = (self_trained_linear_model(labeled, labels, pool).predict(test) == test_labels).mean()
+    assert plain < 0.9 and self_trained > 0.97
+    with pytest.raises(ValueError, match="final_fraction"):
+        self_trained_linear_model(labeled, labels, pool, final_fraction=1.5)
+
+
+def test_self_trained_features_read_the_cached_pool(tiny_checkpoint, tmp_path):
+    data = load_finetuning_data(DataArguments(), tiny_checkpoint)
+    data = FinetuningData(data.pool.select(range(200)), data.test.select(range(40)), data.description)
+    method = feature_method("clm_features_self_training", "self-trained", tiny_checkpoint, data,
+                            max_seq_length=16, self_training=True, cache_dir=tmp_path)  # fmt: skip
+    scores = method.run("2", 0)
+    assert 0 <= scores["accuracy"] <= 1 and scores["num_train"] == 10 and method.settings["self_training"]
+    (cached,) = tmp_path.glob("features-*.npz")
+    assert np.load(cached)["pool"].shape[0] == 200 and np.load(cached)["test"].shape[0] == 40
+    plain = feature_method(
+        "clm_features", "plain", tiny_checkpoint, data, max_seq_length=16, cache_dir=tmp_path
+    )
+    computed = feature_method("clm_features", "plain", tiny_checkpoint, data, max_seq_length=16)
+    assert plain.run("2", 1) == pytest.approx(computed.run("2", 1))  # the same features, read from the file
+    assert "self_training" not in plain.settings and list(tmp_path.glob("features-*.npz")) == [cached]
+    with pytest.raises(UserError, match="classification"):
+        feature_method("f", "f", tiny_checkpoint, data, task="regression", self_training=True)
+
+
 def run_script(argv):
     result = subprocess.run(
         [sys.executable, str(SCRIPT), *argv], capture_output=True, text=True, env=ENV, timeout=600
@@ -106,13 +147,14 @@ def run_script(argv):
 def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     argv = ["--clm_checkpoint", str(tiny_checkpoint), "--quick", "--num_labels_list", "2", "--output_dir",
             str(tmp_path / "results"), "--work_dir", str(tmp_path / "work"), "--learning_rates", "1e-4", "1e-2",
-            "--tune_num_labels", "25", "--features"]  # fmt: skip
+            "--tune_num_labels", "25", "--features", "--self_training"]  # fmt: skip
     run_script(argv)
     report = (tmp_path / "results" / "label_efficiency.md").read_text()
     assert (
         "| labels per class | TF-IDF + logistic regression | RNN from scratch | pretrained causal LM | RNN from "
-        "scratch, fixed features + logistic regression | pretrained causal LM, fixed features + logistic regression |"
-        in report
+        "scratch, fixed features + logistic regression | pretrained causal LM, fixed features + logistic regression | "
+        "RNN from scratch, fixed features + logistic regression, self-trained | pretrained causal LM, fixed features "
+        "+ logistic regression, self-trained |" in report
     )
     assert "Hardware: " in report and "Quick mode" in report and "| 2 |" in report
     # the floor under every table: the share of BBC News's largest topic among the test documents
@@ -124,6 +166,8 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
         "clm",
         "scratch_features",
         "clm_features",
+        "scratch_features_self_training",
+        "clm_features_self_training",
     }
     tuning = [r for r in records if r["num_labels"] == "25"]
     assert sorted((r["method"], r["settings"]["learning_rate"]) for r in tuning) == [
@@ -146,7 +190,7 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     before = (tmp_path / "work" / "results.jsonl").read_text()
     run_script([*argv, "--report_only", "--num_labels_list", "2", "8"])
     assert (tmp_path / "work" / "results.jsonl").read_text() == before
-    assert "| 8 | – | – | – | – | – |" in (tmp_path / "results" / "label_efficiency.md").read_text()
+    assert "| 8 | – | – | – | – | – | – | – |" in (tmp_path / "results" / "label_efficiency.md").read_text()
     run_script([*argv, "--features", "only", "--report_only", "--output_dir", str(tmp_path / "only")])
     assert "| labels per class | TF-IDF + logistic regression | RNN from scratch, fixed features + logistic " \
            "regression | pretrained causal LM, fixed" in (tmp_path / "only" / "label_efficiency.md").read_text()  # fmt: skip

@@ -17,6 +17,7 @@ linear model, and TF-IDF + a linear model, the baseline users try first.
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import shutil
 import time
@@ -359,16 +360,57 @@ def pooled_features(
     return features[np.argsort(order)]
 
 
+def self_trained_linear_model(train_features: np.ndarray, train_labels, pool_features: np.ndarray,
+                               rounds: int = 5, final_fraction: float = 0.5) -> LogisticRegression:  # fmt: skip
+    """Class-balanced self-training of a logistic regression (scikit-learn defaults) on fixed features: fitted on the
+    labeled rows, it labels the unlabeled `pool_features`; in round r of `rounds` each class takes the
+    `final_fraction * r / rounds` share of the pool (divided by the number of classes) that the model assigns to it
+    most confidently, and the model refits on the labeled rows plus those pseudo-labeled ones. Returns the last
+    model. The labeled rows should not be in the pool (they would count twice)."""
+    if not 0 < final_fraction <= 1 or rounds < 1:
+        raise ValueError(f"need rounds >= 1 and 0 < final_fraction <= 1, got {rounds} and {final_fraction}")
+    train_labels = np.asarray(train_labels)
+    model = LogisticRegression(max_iter=2000).fit(train_features, train_labels)
+    for round_ in range(1, rounds + 1):
+        probabilities = model.predict_proba(pool_features)  # (P, classes)
+        guesses = probabilities.argmax(1)
+        quota = int(final_fraction * round_ / rounds * len(pool_features) / len(model.classes_))
+        chosen = np.concatenate([
+            rows[np.argsort(-probabilities[rows, k], kind="stable")[:quota]]
+            for k in range(len(model.classes_)) for rows in [np.flatnonzero(guesses == k)]
+        ])  # fmt: skip
+        model = LogisticRegression(max_iter=2000).fit(
+            np.concatenate([train_features, pool_features[chosen]]),
+            np.concatenate([train_labels, model.classes_[guesses[chosen]]]),
+        )
+    return model
+
+
 def feature_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData,
                    task: str = "single_label_classification", max_seq_length: int = DataArguments.max_seq_length,
-                   classifier_bptt: int | None = None, from_scratch: bool = False) -> Method:  # fmt: skip
+                   classifier_bptt: int | None = None, from_scratch: bool = False, self_training: bool = False,
+                   cache_dir: Path | None = None) -> Method:  # fmt: skip
     """The pretrained network as a fixed feature extractor, no fine-tuning: its pooled states (`pooled_features`,
-    computed once per study for the pool and the test documents), standardized, then the TF-IDF baseline's linear
+    computed once per study for the pool and the test documents, and kept in `cache_dir` when given, so that a
+    rerun or a second method on the same features reads them), standardized, then the TF-IDF baseline's linear
     model (scikit-learn defaults) on the N labeled documents `finetune` would draw. `from_scratch`: the same network
-    with random weights (seed 0), the control that shows what pretraining adds to the features."""
+    with random weights (seed 0), the control that shows what pretraining adds to the features. `self_training`
+    (classification): standardized on the whole pool, then `self_trained_linear_model` on the pool's unlabeled
+    documents."""
+    if self_training and task == "regression":
+        raise UserError("self-training picks confident class labels: it needs a classification task")
+    settings = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length,
+                "classifier_bptt": classifier_bptt, "test": len(data.test), **({"from_scratch": True} if from_scratch
+                                                                                   else {})}  # fmt: skip
     cache: dict[str, np.ndarray] = {}
+    key = hashlib.sha1(json.dumps({**settings, "pool": len(data.pool)}, sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
+    cache_file = None if cache_dir is None else Path(cache_dir) / f"features-{key}.npz"
 
     def features() -> dict[str, np.ndarray]:
+        if not cache and cache_file is not None and cache_file.is_file():
+            cache.update(np.load(cache_file))
         if not cache:
             kind = TASKS[task](DataArguments(task=task, max_seq_length=max_seq_length))
             kind.prepare_labels(data.pool, data.test)  # the label names the classifier's config needs
@@ -378,21 +420,30 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
             tokenizer = AutoTokenizer.from_pretrained(checkpoint)
             for split, rows in (("pool", data.pool), ("test", data.test)):
                 cache[split] = pooled_features(model, tokenizer, rows["text"], max_seq_length)
+            if cache_file is not None:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(cache_file, **cache)
         return cache
 
     row_of = {text: row for row, text in enumerate(data.pool["text"])}  # duplicates share their features
 
     def run(num_labels: str, seed: int) -> dict:
         labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
-        train = features()["pool"][[row_of[text] for text in labeled["text"]]]
-        scaler = StandardScaler().fit(train)
-        return linear_model_scores(scaler.transform(train), labeled["label"],
-                                   scaler.transform(features()["test"]), data.test["label"], task)  # fmt: skip
+        rows = [row_of[text] for text in labeled["text"]]
+        pool, test = features()["pool"], features()["test"]
+        if not self_training:
+            scaler = StandardScaler().fit(pool[rows])
+            return linear_model_scores(scaler.transform(pool[rows]), labeled["label"], scaler.transform(test),
+                                       data.test["label"], task)  # fmt: skip
+        scaler = StandardScaler().fit(pool)
+        unlabeled = np.setdiff1d(np.arange(len(pool)), rows)
+        model = self_trained_linear_model(scaler.transform(pool[rows]), labeled["label"],
+                                          scaler.transform(pool[unlabeled]))  # fmt: skip
+        predicted = model.predict(scaler.transform(test))
+        return {"accuracy": float(accuracy_score(data.test["label"], predicted)),
+                "macro_f1": float(f1_score(data.test["label"], predicted, average="macro")), "num_train": len(rows)}  # fmt: skip
 
-    settings = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length,
-                "classifier_bptt": classifier_bptt, "test": len(data.test), **({"from_scratch": True} if from_scratch
-                                                                                   else {})}  # fmt: skip
-    return Method(name, legend, run, settings)
+    return Method(name, legend, run, {**settings, **({"self_training": True} if self_training else {})})
 
 
 def finetune_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData, work_dir: Path,
@@ -418,6 +469,20 @@ def finetune_method(name: str, legend: str, checkpoint: str | Path, data: Finetu
     recorded = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length, **training,
                 **model_settings, **data_settings, **(settings or {})}  # fmt: skip
     return Method(name, legend, run, recorded)
+
+
+def pretraining_line(legend: str, checkpoint: Path) -> str | None:
+    """A report's line on how a checkpoint was pretrained, from the `results.json` pretraining wrote beside it
+    (steps, seconds, held-out metrics); None when there is none."""
+    results = Path(checkpoint) / "results.json"
+    if not results.is_file():
+        return None
+    measured = json.loads(results.read_text())
+    held_out = ", ".join(
+        f"{k.removeprefix('eval_')} {v:.4g}" for k, v in measured.items() if k.startswith("eval_")
+    )
+    return (f"- {legend} `{checkpoint}`: {measured.get('steps')} steps in {measured.get('train_seconds')} s of "
+            f"pretraining; held-out {held_out}.")  # fmt: skip
 
 
 def tune_learning_rate(method_factory: Callable[[float], Method], learning_rates: list[float], store_dir: Path,
