@@ -28,6 +28,7 @@ from rnn_hf.training.finetuning import (
     load_finetuning_data,
 )
 from rnn_hf.training.label_efficiency import (
+    SELF_TRAINING_QUOTAS,
     baseline_method,
     feature_method,
     finetune_method,
@@ -71,17 +72,15 @@ def parse_args(argv):
     parser.add_argument("--features", nargs="?", const="also", choices=["also", "only"], help="each pretrained "
                         "network as a fixed feature extractor too (or `only`: no fine-tuning): its pooled states "
                         "+ logistic regression")  # fmt: skip
-    parser.add_argument("--self_training", action="store_true", help="with --features: each also self-trained on "
-                        "the unlabeled pool (rnn_hf.training.label_efficiency.self_trained_linear_model)")  # fmt: skip
-    parser.add_argument(
-        "--learning_rates", nargs="+", type=float, help="tune each network's peak rate over these"
-    )
+    parser.add_argument("--self_training", nargs="?", const="predicted", choices=SELF_TRAINING_QUOTAS, help="with "
+                        "--features: each also self-trained on the unlabeled pool (pseudo-labels' class quota)")  # fmt: skip
+    parser.add_argument("--learning_rates", nargs="+", type=float,
+                        help="tune each network's peak rate over these")  # fmt: skip
     parser.add_argument("--tune_num_labels", type=int, default=100, help="labels per class of tuning runs")
     parser.add_argument("--work_dir", default="runs/label_efficiency", help="results.jsonl, temporary models")
     parser.add_argument("--output_dir", default="runs/label_efficiency", help="where the .md and .png go")
-    parser.add_argument(
-        "--quick", action="store_true", help="a smoke test: N in 2 4, 1 seed, 1 epoch, 64 tokens"
-    )
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke test: N in 2 4, 1 seed, 1 epoch, 64 tokens")  # fmt: skip
     parser.add_argument("--report_only", action="store_true", help="run nothing: report the recorded runs")
     args = parser.parse_args(argv)
     if args.clm_checkpoint is None and args.mlm_checkpoint is None and args.sa_checkpoint is None:
@@ -140,13 +139,13 @@ def main(argv: list[str] | None = None) -> Path:
             tuning_lines.append(f"| {LEGENDS[name]} | " + " | ".join(cells) + " |")
             tuning_runs += [r for lr, r in scores.items() if lr != learning_rate]
         methods.append(network(name, learning_rate))
-    for name, self_training in [(name, st) for st in (False, True) for name in checkpoints if args.features and
-                                (args.self_training or not st)]:  # scratch: random weights' features, the control  # fmt: skip
-        suffix = ("_self_training", ", self-trained") if self_training else ("", "")
+    for name, quota in [(name, quota) for quota in dict.fromkeys([None, args.self_training]) for name in checkpoints
+                        if args.features]:  # scratch: random weights' features, the control  # fmt: skip
+        suffix = ("_self_training", f", self-trained ({quota})") if quota else ("", "")
         methods.append(feature_method(f"{name}_features{suffix[0]}", f"{LEGENDS[name]}, fixed features + logistic "
                                       f"regression{suffix[1]}", checkpoints[name], data, args.task,
                                       args.max_seq_length or DataArguments.max_seq_length, args.classifier_bptt,
-                                      from_scratch=name == "scratch", self_training=self_training, cache_dir=work_dir))  # fmt: skip
+                                      from_scratch=name == "scratch", self_training=quota, cache_dir=work_dir))  # fmt: skip
 
     per_class = not regression
     all_size = len(data.pool) / len(set(data.pool["label"])) if per_class else len(data.pool)
@@ -165,8 +164,9 @@ def main(argv: list[str] | None = None) -> Path:
         f"- {methods[0].legend} (scikit-learn, `sublinear_tf=True`) trains on all N labeled documents"
         + ("; so does the same linear model on each pretrained network's standardized pooled states (fixed "
            "features)." if args.features else ".") + (" Self-trained: standardized on the whole pool, then 5 rounds "
-           "in which each class adds the pool documents it is most confident of, 50% of the pool by the last round "
-           "(`self_trained_linear_model`)." if args.self_training else ""),
+           "that add the pool documents the model is most confident of, 50% of the pool by the last round, split "
+           f"among classes {'as predicted' if args.self_training == 'predicted' else 'equally'}." if args.self_training
+           else ""),
     ]  # fmt: skip
     intro += [line for name in ("clm", "mlm", "sa") if name in checkpoints
               for line in [pretraining_line(LEGENDS[name], checkpoints[name])] if line]  # fmt: skip

@@ -112,17 +112,36 @@ def test_self_training_moves_a_boundary_that_two_labels_misplace():
     plain = (LogisticRegression().fit(labeled, labels).predict(test) == test_labels).mean()
     self_trained = (self_trained_linear_model(labeled, labels, pool).predict(test) == test_labels).mean()
     assert plain < 0.9 and self_trained > 0.97
+    # An imbalanced pool, overlapping classes, 1 in 5 of class 1: labels drawn per class start the model at even
+    # odds; pseudo-labels split as predicted inflate the minority less than an equal split, and err less
+    features = np.stack(
+        [np.concatenate([rng.normal(-1, 1, 800), rng.normal(1, 1, 200)]), rng.normal(size=1000)], 1
+    )
+    truth = np.repeat([0, 1], [800, 200])
+    centers = np.array([[-1.0, 0.0], [1.0, 0.0]])
+    predicted, balanced = (
+        self_trained_linear_model(centers, [0, 1], features, quota=quota).predict(features)
+        for quota in ("predicted", "balanced")
+    )
+    assert predicted.mean() < balanced.mean() and (predicted == truth).mean() > (balanced == truth).mean()
     with pytest.raises(ValueError, match="final_fraction"):
         self_trained_linear_model(labeled, labels, pool, final_fraction=1.5)
+    with pytest.raises(ValueError, match="quota"):
+        self_trained_linear_model(labeled, labels, pool, quota="equal")
+    assert self_trained_linear_model(labeled, labels, pool[:0]).predict(labeled).tolist() == [0, 1]  # no pool
 
 
 def test_self_trained_features_read_the_cached_pool(tiny_checkpoint, tmp_path):
     data = load_finetuning_data(DataArguments(), tiny_checkpoint)
     data = FinetuningData(data.pool.select(range(200)), data.test.select(range(40)), data.description)
     method = feature_method("clm_features_self_training", "self-trained", tiny_checkpoint, data,
-                            max_seq_length=16, self_training=True, cache_dir=tmp_path)  # fmt: skip
+                            max_seq_length=16, self_training="predicted", cache_dir=tmp_path)  # fmt: skip
     scores = method.run("2", 0)
-    assert 0 <= scores["accuracy"] <= 1 and scores["num_train"] == 10 and method.settings["self_training"]
+    assert (
+        0 <= scores["accuracy"] <= 1
+        and scores["num_train"] == 10
+        and method.settings["self_training"] == "predicted"
+    )
     (cached,) = tmp_path.glob("features-*.npz")
     assert np.load(cached)["pool"].shape[0] == 200 and np.load(cached)["test"].shape[0] == 40
     plain = feature_method(
@@ -132,7 +151,7 @@ def test_self_trained_features_read_the_cached_pool(tiny_checkpoint, tmp_path):
     assert plain.run("2", 1) == pytest.approx(computed.run("2", 1))  # the same features, read from the file
     assert "self_training" not in plain.settings and list(tmp_path.glob("features-*.npz")) == [cached]
     with pytest.raises(UserError, match="classification"):
-        feature_method("f", "f", tiny_checkpoint, data, task="regression", self_training=True)
+        feature_method("f", "f", tiny_checkpoint, data, task="regression", self_training="predicted")
 
 
 def run_script(argv):
@@ -153,8 +172,8 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     assert (
         "| labels per class | TF-IDF + logistic regression | RNN from scratch | pretrained causal LM | RNN from "
         "scratch, fixed features + logistic regression | pretrained causal LM, fixed features + logistic regression | "
-        "RNN from scratch, fixed features + logistic regression, self-trained | pretrained causal LM, fixed features "
-        "+ logistic regression, self-trained |" in report
+        "RNN from scratch, fixed features + logistic regression, self-trained (predicted) | pretrained causal LM, "
+        "fixed features + logistic regression, self-trained (predicted) |" in report
     )
     assert "Hardware: " in report and "Quick mode" in report and "| 2 |" in report
     # the floor under every table: the share of BBC News's largest topic among the test documents

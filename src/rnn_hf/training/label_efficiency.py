@@ -360,25 +360,37 @@ def pooled_features(
     return features[np.argsort(order)]
 
 
+SELF_TRAINING_QUOTAS = ("predicted", "balanced")
+
+
 def self_trained_linear_model(train_features: np.ndarray, train_labels, pool_features: np.ndarray,
-                               rounds: int = 5, final_fraction: float = 0.5) -> LogisticRegression:  # fmt: skip
-    """Class-balanced self-training of a logistic regression (scikit-learn defaults) on fixed features: fitted on the
-    labeled rows, it labels the unlabeled `pool_features`; in round r of `rounds` each class takes the
-    `final_fraction * r / rounds` share of the pool (divided by the number of classes) that the model assigns to it
-    most confidently, and the model refits on the labeled rows plus those pseudo-labeled ones. Returns the last
+                               rounds: int = 5, final_fraction: float = 0.5,
+                               quota: str = "predicted") -> LogisticRegression:  # fmt: skip
+    """Self-training of a logistic regression (scikit-learn defaults) on fixed features: fitted on the labeled rows,
+    it labels the unlabeled `pool_features`, and in round r of `rounds` refits on the labeled rows plus the pool rows
+    it is most confident of, `final_fraction * r / rounds` of the pool in all. `quota` says how that share is split
+    among the classes: "predicted", each class takes that share of the rows predicted as it (the predicted class
+    proportions are kept: right for imbalanced sets); "balanced", each class takes an equal number of rows (its most
+    confident of those predicted as it), which pushes a minority class's share up to an equal one. Returns the last
     model. The labeled rows should not be in the pool (they would count twice)."""
     if not 0 < final_fraction <= 1 or rounds < 1:
         raise ValueError(f"need rounds >= 1 and 0 < final_fraction <= 1, got {rounds} and {final_fraction}")
+    if quota not in SELF_TRAINING_QUOTAS:
+        raise ValueError(f"quota must be one of {SELF_TRAINING_QUOTAS}, got {quota!r}")
     train_labels = np.asarray(train_labels)
     model = LogisticRegression(max_iter=2000).fit(train_features, train_labels)
-    for round_ in range(1, rounds + 1):
+    for round_ in range(1, rounds + 1 if len(pool_features) else 1):
+        share = final_fraction * round_ / rounds
         probabilities = model.predict_proba(pool_features)  # (P, classes)
         guesses = probabilities.argmax(1)
-        quota = int(final_fraction * round_ / rounds * len(pool_features) / len(model.classes_))
-        chosen = np.concatenate([
-            rows[np.argsort(-probabilities[rows, k], kind="stable")[:quota]]
-            for k in range(len(model.classes_)) for rows in [np.flatnonzero(guesses == k)]
-        ])  # fmt: skip
+        chosen = []
+        for k in range(len(model.classes_)):
+            rows = np.flatnonzero(guesses == k)
+            count = int(
+                share * (len(rows) if quota == "predicted" else len(pool_features) / len(model.classes_))
+            )
+            chosen.append(rows[np.argsort(-probabilities[rows, k], kind="stable")[:count]])
+        chosen = np.concatenate(chosen)
         model = LogisticRegression(max_iter=2000).fit(
             np.concatenate([train_features, pool_features[chosen]]),
             np.concatenate([train_labels, model.classes_[guesses[chosen]]]),
@@ -388,17 +400,19 @@ def self_trained_linear_model(train_features: np.ndarray, train_labels, pool_fea
 
 def feature_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData,
                    task: str = "single_label_classification", max_seq_length: int = DataArguments.max_seq_length,
-                   classifier_bptt: int | None = None, from_scratch: bool = False, self_training: bool = False,
+                   classifier_bptt: int | None = None, from_scratch: bool = False, self_training: str | None = None,
                    cache_dir: Path | None = None) -> Method:  # fmt: skip
     """The pretrained network as a fixed feature extractor, no fine-tuning: its pooled states (`pooled_features`,
     computed once per study for the pool and the test documents, and kept in `cache_dir` when given, so that a
     rerun or a second method on the same features reads them), standardized, then the TF-IDF baseline's linear
     model (scikit-learn defaults) on the N labeled documents `finetune` would draw. `from_scratch`: the same network
     with random weights (seed 0), the control that shows what pretraining adds to the features. `self_training`
-    (classification): standardized on the whole pool, then `self_trained_linear_model` on the pool's unlabeled
-    documents."""
+    (classification; a quota of `SELF_TRAINING_QUOTAS`): standardized on the whole pool, then
+    `self_trained_linear_model` with that quota on the pool's unlabeled documents."""
     if self_training and task == "regression":
         raise UserError("self-training picks confident class labels: it needs a classification task")
+    if self_training not in (None, *SELF_TRAINING_QUOTAS):
+        raise UserError(f"self_training must be one of {SELF_TRAINING_QUOTAS} or None, got {self_training!r}")
     settings = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length,
                 "classifier_bptt": classifier_bptt, "test": len(data.test), **({"from_scratch": True} if from_scratch
                                                                                    else {})}  # fmt: skip
@@ -438,12 +452,14 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         scaler = StandardScaler().fit(pool)
         unlabeled = np.setdiff1d(np.arange(len(pool)), rows)
         model = self_trained_linear_model(scaler.transform(pool[rows]), labeled["label"],
-                                          scaler.transform(pool[unlabeled]))  # fmt: skip
+                                          scaler.transform(pool[unlabeled]), quota=self_training)  # fmt: skip
         predicted = model.predict(scaler.transform(test))
         return {"accuracy": float(accuracy_score(data.test["label"], predicted)),
                 "macro_f1": float(f1_score(data.test["label"], predicted, average="macro")), "num_train": len(rows)}  # fmt: skip
 
-    return Method(name, legend, run, {**settings, **({"self_training": True} if self_training else {})})
+    return Method(
+        name, legend, run, {**settings, **({"self_training": self_training} if self_training else {})}
+    )
 
 
 def finetune_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData, work_dir: Path,
