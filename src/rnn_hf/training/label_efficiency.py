@@ -417,14 +417,20 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
                 "classifier_bptt": classifier_bptt, "test": len(data.test), **({"from_scratch": True} if from_scratch
                                                                                    else {})}  # fmt: skip
     cache: dict[str, np.ndarray] = {}
-    key = hashlib.sha1(json.dumps({**settings, "pool": len(data.pool)}, sort_keys=True).encode()).hexdigest()[
-        :12
+    # the file's name changes with the settings, the documents and the checkpoint's files (retrained: new features)
+    weights = [
+        (f.name, f.stat().st_size, f.stat().st_mtime_ns)
+        for f in sorted(Path(checkpoint).glob("*.safetensors"))
     ]
+    identity = json.dumps({**settings, "pool": list(data.pool["text"]), "test_documents": list(data.test["text"]),
+                           "weights": weights}, sort_keys=True)  # fmt: skip
+    key = hashlib.sha1(identity.encode()).hexdigest()[:12]
     cache_file = None if cache_dir is None else Path(cache_dir) / f"features-{key}.npz"
 
     def features() -> dict[str, np.ndarray]:
         if not cache and cache_file is not None and cache_file.is_file():
-            cache.update(np.load(cache_file))
+            with np.load(cache_file) as saved:
+                cache.update({split: saved[split] for split in saved.files})
         if not cache:
             kind = TASKS[task](DataArguments(task=task, max_seq_length=max_seq_length))
             kind.prepare_labels(data.pool, data.test)  # the label names the classifier's config needs
