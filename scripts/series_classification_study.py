@@ -150,7 +150,7 @@ def run_study(name: str) -> None:
     methods = [
         Method(
             "rocket", "ROCKET (aeon, 10,000 kernels)", baseline(rocket_classifier_accuracy), {"set": name}
-        ),  # fmt: skip
+        ),
         Method("knn_dtw", "1-NN DTW (aeon)", baseline(knn_dtw_accuracy), {"set": name}),
         Method("scratch", "RNN from scratch", rnn_method("scratch"), {**settings, "set": name}),
         Method("forecast", "RNN pretrained by forecasting", rnn_method("forecast"), pretrained_settings),
