@@ -370,9 +370,10 @@ class RnnForCausalLM(RnnPreTrainedModel, RnnGenerationMixin):
             isinstance(cache, RnnCache) and not cache.is_empty and kwargs.get("use_cache") is not False
         )
         embeds_first = inputs_embeds is not None and is_first_iteration
-        if has_state and is_first_iteration and next_sequence_length is None:
+        if has_state and is_first_iteration:  # transformers >= 5.25 computes the unseen length itself
             name, prompt = ("inputs_embeds", inputs_embeds) if embeds_first else ("input_ids", input_ids)
-            next_sequence_length = prompt.size(1) - cache.get_seq_length()
+            if next_sequence_length is None:
+                next_sequence_length = prompt.size(1) - cache.get_seq_length()
             if next_sequence_length < 1:
                 raise ValueError(
                     f"The cache has seen {cache.get_seq_length()} positions but `{name}` has only "
