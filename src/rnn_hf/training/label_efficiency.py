@@ -318,8 +318,13 @@ def linear_model_scores(train_features, train_labels, test_features, test_labels
     predicted = model.fit(train_features, train_labels).predict(test_features)
     if task == "regression":
         return {**regression_metrics(predicted, test_labels), "num_train": len(train_labels)}
+    return classification_scores(predicted, test_labels, len(train_labels))
+
+
+def classification_scores(predicted, test_labels, num_train: int) -> dict:
+    """Accuracy and macro-F1 of predicted class ids, with how many labeled rows the model trained on."""
     return {"accuracy": float(accuracy_score(test_labels, predicted)),
-            "macro_f1": float(f1_score(test_labels, predicted, average="macro")), "num_train": len(train_labels)}  # fmt: skip
+            "macro_f1": float(f1_score(test_labels, predicted, average="macro")), "num_train": num_train}  # fmt: skip
 
 
 def baseline_method(data: FinetuningData, task: str = "single_label_classification") -> Method:
@@ -417,15 +422,15 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
                 "classifier_bptt": classifier_bptt, "test": len(data.test), **({"from_scratch": True} if from_scratch
                                                                                    else {})}  # fmt: skip
     cache: dict[str, np.ndarray] = {}
-    # the file's name changes with the settings, the documents and the checkpoint's files (retrained: new features)
-    weights = [
-        (f.name, f.stat().st_size, f.stat().st_mtime_ns)
-        for f in sorted(Path(checkpoint).glob("*.safetensors"))
-    ]
-    identity = json.dumps({**settings, "pool": list(data.pool["text"]), "test_documents": list(data.test["text"]),
-                           "weights": weights}, sort_keys=True)  # fmt: skip
-    key = hashlib.sha1(identity.encode()).hexdigest()[:12]
-    cache_file = None if cache_dir is None else Path(cache_dir) / f"features-{key}.npz"
+    cache_file = None
+    if (
+        cache_dir is not None
+    ):  # the name follows the settings, the documents and the checkpoint's weight files
+        weights = [(f.name, f.stat().st_size, f.stat().st_mtime_ns)
+                   for f in sorted(Path(checkpoint).glob("*.safetensors"))]  # fmt: skip
+        identity = json.dumps({**settings, "pool": list(data.pool["text"]), "test_documents": list(data.test["text"]),
+                               "weights": weights}, sort_keys=True)  # fmt: skip
+        cache_file = Path(cache_dir) / f"features-{hashlib.sha1(identity.encode()).hexdigest()[:12]}.npz"
 
     def features() -> dict[str, np.ndarray]:
         if not cache and cache_file is not None and cache_file.is_file():
@@ -459,9 +464,7 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         unlabeled = np.setdiff1d(np.arange(len(pool)), rows)
         model = self_trained_linear_model(scaler.transform(pool[rows]), labeled["label"],
                                           scaler.transform(pool[unlabeled]), quota=self_training)  # fmt: skip
-        predicted = model.predict(scaler.transform(test))
-        return {"accuracy": float(accuracy_score(data.test["label"], predicted)),
-                "macro_f1": float(f1_score(data.test["label"], predicted, average="macro")), "num_train": len(rows)}  # fmt: skip
+        return classification_scores(model.predict(scaler.transform(test)), data.test["label"], len(rows))
 
     return Method(
         name, legend, run, {**settings, **({"self_training": self_training} if self_training else {})}
