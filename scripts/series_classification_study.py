@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.metrics import f1_score
-from sklearn.preprocessing import StandardScaler
 from transformers.utils import logging as hf_logging
 
 from rnn_hf import RnnForSequenceReconstruction, RnnForTimeSeriesPrediction
@@ -126,9 +125,8 @@ def run_study(name: str) -> None:
         def run(num_labels: str, seed: int) -> dict:
             rows = labeled(num_labels, seed)
             train = pooled_series_features(model, series_tensor(rows))
-            scaler = StandardScaler().fit(train)
-            return linear_model_scores(scaler.transform(train), rows["label"], scaler.transform(test_features),
-                                       test_labels, "single_label_classification")  # fmt: skip
+            return linear_model_scores(train, rows["label"], test_features, test_labels,
+                                       "single_label_classification", standardize=True)  # fmt: skip
 
         return run
 

@@ -26,6 +26,7 @@ from rnn_hf.training.label_efficiency import (
     finetune_method,
     label_efficiency,
     label_savings,
+    linear_model_scores,
     majority_class_scores,
     markdown_table,
     pooled_features,
@@ -96,6 +97,23 @@ def test_fixed_features_are_the_classifiers_pooled_states_and_feed_a_linear_mode
     )
     assert random.run("2", 0)["num_train"] == 10 and random.settings["from_scratch"] is True
     assert "from_scratch" not in method.settings  # runs recorded before the control existed keep their key
+
+
+def test_standardized_linear_model_reads_a_feature_of_any_scale():
+    # The class lives in a feature a thousand times smaller than a noise feature: the regularized logistic
+    # regression cannot afford its weight unless the features are standardized first, as pooled states need
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        labels = rng.integers(0, 2, n)
+        return np.stack([1e-3 * (2 * labels - 1 + 0.3 * rng.normal(size=n)), rng.normal(size=n)], 1), labels
+
+    (train, labels), (test, test_labels) = draw(20), draw(500)
+    raw, standardized = (
+        linear_model_scores(train, labels, test, test_labels, "single_label_classification", standardize=flag)
+        for flag in (False, True)
+    )
+    assert raw["accuracy"] < 0.7 and standardized["accuracy"] > 0.95 and standardized["num_train"] == 20
 
 
 def test_self_training_moves_a_boundary_that_two_labels_misplace():

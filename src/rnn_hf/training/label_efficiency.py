@@ -311,9 +311,14 @@ def unseen_by_every_checkpoint(data: FinetuningData, checkpoints: list, refuse: 
     return data
 
 
-def linear_model_scores(train_features, train_labels, test_features, test_labels, task: str) -> dict:
+def linear_model_scores(train_features, train_labels, test_features, test_labels, task: str,
+                        standardize: bool = False) -> dict:  # fmt: skip
     """A scikit-learn linear model with its defaults (logistic regression, or ridge for regression) fitted on the
-    training features, scored on the test ones."""
+    training features, scored on the test ones. `standardize`: scale both by the training features' mean and
+    standard deviation first (pooled network states, whose units differ by dimension)."""
+    if standardize:
+        scaler = StandardScaler().fit(train_features)
+        train_features, test_features = scaler.transform(train_features), scaler.transform(test_features)
     model = Ridge() if task == "regression" else LogisticRegression(max_iter=2000)
     predicted = model.fit(train_features, train_labels).predict(test_features)
     if task == "regression":
@@ -457,9 +462,9 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         rows = [row_of[text] for text in labeled["text"]]
         pool, test = features()["pool"], features()["test"]
         if not self_training:
-            scaler = StandardScaler().fit(pool[rows])
-            return linear_model_scores(scaler.transform(pool[rows]), labeled["label"], scaler.transform(test),
-                                       data.test["label"], task)  # fmt: skip
+            return linear_model_scores(
+                pool[rows], labeled["label"], test, data.test["label"], task, standardize=True
+            )
         scaler = StandardScaler().fit(pool)
         unlabeled = np.setdiff1d(np.arange(len(pool)), rows)
         model = self_trained_linear_model(scaler.transform(pool[rows]), labeled["label"],
