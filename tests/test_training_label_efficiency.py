@@ -31,6 +31,7 @@ from rnn_hf.training.label_efficiency import (
     markdown_table,
     pooled_features,
     self_trained_linear_model,
+    study_summary_lines,
     unseen_by_every_checkpoint,
 )
 
@@ -58,6 +59,14 @@ def test_study_of_a_regression_set_resumes_and_reports_rmse(tiny_checkpoint, tmp
     assert "| labels | TF-IDF + ridge regression | pretrained causal LM |" in text and "## rmse" in text
     assert text.index("| 20 |") < text.index("| 40 |")  # rows in increasing N, whatever the run order
     assert (tmp_path / "out" / "label_efficiency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((tmp_path / "out" / "label_efficiency.json").read_text())  # the tables, for scripts
+    clm_rmse = [r["rmse"] for r in records if r["method"] == "clm" and r["num_labels"] == "20"]
+    assert summary["scores"]["rmse"]["clm"]["20"] == {"mean": clm_rmse[0], "std": 0.0, "count": 1}
+    assert summary["num_labels"] == ["20", "40"] and summary["methods"]["clm"] == "pretrained causal LM"
+    quoted = study_summary_lines(tmp_path / "out" / "label_efficiency.json", 20, "rmse")
+    assert quoted[2].split() == [*"pretrained causal LM".split(), f"{clm_rmse[0]:.1f}", "±", "0.0"]
+    assert quoted[1].startswith("  TF-IDF + ridge regression") and len(quoted) == 4
+    assert "N = 20, 40" in study_summary_lines(tmp_path / "out" / "label_efficiency.json", 5, "rmse")[0]
     # A rerun runs nothing: every run is recorded under the same settings
     never = [
         Method(m.name, m.legend, lambda n, s: pytest.fail("reran a recorded run"), m.settings)

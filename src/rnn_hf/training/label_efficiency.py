@@ -230,7 +230,8 @@ def label_efficiency(
     `all_size` is the x position of "all" (e.g. labeled documents per class in the whole pool); `extra_runs` are
     records that count towards the wall time without a cell (e.g. tuning runs); `test_labels` (classification)
     give the floor every table and the plot show: always predicting the test set's most frequent class. The report
-    is written as `<output_dir>/<report_name>.md` and `.png`.
+    is written as `<output_dir>/<report_name>.md` and `.png`, its tables as `.json` (`{"scores": {metric: {method:
+    {N: {"mean", "std", "count"}}}}, "methods": {name: legend}, "command", ...}`).
     """
     start = time.time()
     work_dir, output_dir = Path(work_dir), Path(output_dir)
@@ -279,8 +280,36 @@ def label_efficiency(
     ]  # fmt: skip
     report = output_dir / f"{report_name}.md"
     report.write_text("\n".join(lines))
-    print(f"wrote {report} and {output_dir / f'{report_name}.png'}")
+    scores = {metric: {method.name: {} for method in methods} for metric in metrics}
+    for metric, table in tables.items():
+        for (name, n), (mean, std, count) in table.items():
+            scores[metric][name][n] = {"mean": mean, "std": std, "count": count}
+    summary = {"title": title, "command": command, "seeds": seeds, "num_labels": order,
+               "methods": {m.name: m.legend for m in methods}, "floor": floors, "scores": scores}  # fmt: skip
+    (output_dir / f"{report_name}.json").write_text(json.dumps(summary, indent=1))
+    print(f"wrote {report}, {report_name}.png and {report_name}.json (the tables, for other scripts to read)")
     return report
+
+
+def study_summary_lines(report: str | Path, num_labels: str | int, metric: str = "accuracy") -> list[str]:
+    """Lines that quote a study's written tables (`label_efficiency`'s `.json`) at one number of labels: each
+    method's mean ± std of `metric`, and the command that reproduces it (e.g. `make demo` quotes what a study beyond
+    its budget reached)."""
+    report, n = Path(report), str(num_labels)
+    if not report.is_file():
+        return [f"(no study report at {report})"]
+    study = json.loads(report.read_text())
+    rows = [
+        (study["methods"][name], cells[n]) for name, cells in study["scores"][metric].items() if n in cells
+    ]
+    if not rows:
+        return [f"(the study {report} has no runs at N={n}; it has N = {', '.join(study['num_labels'])})"]
+    scale = percent_scale(metric)
+    seeds = ", ".join(str(seed) for seed in study["seeds"])
+    width = max(len(legend) for legend, _ in rows) + 2
+    return [f"{study['title']} ({report.with_suffix('.md')}), N={n}, {metric}, seeds {seeds}:",
+            *(f"  {legend:<{width}}{scale * cell['mean']:.1f} ± {scale * cell['std']:.1f}" for legend, cell in rows),
+            f"  reproduce: {study['command']}"]  # fmt: skip
 
 
 # ---- the methods of a text study
