@@ -1,11 +1,14 @@
 """`make demo`'s script end to end, on a tiny budget: every step runs and the table is printed."""
 
+import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from rnn_hf.training.label_efficiency import study_summary_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,9 +29,19 @@ def test_demo_quick_runs_every_step(tmp_path):
         "LSTM from scratch",
         "TF-IDF",
         "sample ('The government said'):",
+        "beyond the demo's budget:",
     ):
         assert needle in out, needle
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert (tmp_path / "clf_pretrained" / "metrics.json").exists() and (
         tmp_path / "lm" / "README.md"
     ).exists()
+
+
+def test_the_demo_quotes_the_committed_three_stage_study_at_its_number_of_labels():
+    spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)  # definitions only: main() runs under __name__ == "__main__"
+    lines = study_summary_lines(ROOT / demo.STUDY, 10)
+    assert "N=10" in lines[0] and lines[-1].startswith("  reproduce: python scripts/label_efficiency.py")
+    assert any(line.strip().startswith("TF-IDF + logistic regression") for line in lines)
