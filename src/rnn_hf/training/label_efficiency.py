@@ -457,9 +457,8 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
                                                                                    else {})}  # fmt: skip
     cache: dict[str, np.ndarray] = {}
     cache_file = None
-    if (
-        cache_dir is not None
-    ):  # the name follows the settings, the documents and the checkpoint's weight files
+    # the file's name follows the settings, the documents and the checkpoint's weight files (retrained: new features)
+    if cache_dir is not None:
         weights = [(f.name, f.stat().st_size, f.stat().st_mtime_ns)
                    for f in sorted(Path(checkpoint).glob("*.safetensors"))]  # fmt: skip
         identity = json.dumps({**settings, "pool": list(data.pool["text"]), "test_documents": list(data.test["text"]),
