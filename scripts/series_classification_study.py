@@ -52,6 +52,7 @@ parser.add_argument(
 parser.add_argument("--features", nargs="?", const="also", choices=["also", "only"], help="each backbone (random "
                     "weights for scratch) also, or only, as fixed features + logistic regression")  # fmt: skip
 parser.add_argument("--hidden_size", type=int, default=64)
+parser.add_argument("--equal_length", action="store_true", help="equal-length sets (for ROCKET)")
 parser.add_argument("--work_dir", default="runs/series_classification", help="pretrained models and runs")
 parser.add_argument("--output_dir", default="runs/series_classification", help="docs/results for make")
 args = parser.parse_args()
@@ -80,12 +81,12 @@ def pretrained(kind: str, model_class, train_values: torch.Tensor, directory: Pa
 
 
 def run_study(name: str) -> None:
-    ucr = load_ucr(name)
+    ucr = load_ucr(name, equal_length=args.equal_length)
     train, test = ucr["train"], ucr["test"]
     num_classes = train.features["label"].num_classes
     train_values, test_values = series_tensor(train), series_tensor(test)
     test_labels = np.asarray(test["label"])
-    work_dir = Path(args.work_dir) / name
+    work_dir = Path(args.work_dir) / (name + ("_equal_length" if args.equal_length else ""))
     inits = {
         "scratch": None,
         "forecast": pretrained("forecast", RnnForTimeSeriesPrediction, train_values, work_dir / "forecaster"),
@@ -184,6 +185,7 @@ def run_study(name: str) -> None:
             f"reconstruction = EncDec-AD), then fine-tune for {args.finetuning_steps} steps (lr "
             f"{args.learning_rate}, batch 16; {backbone_rate}). ROCKET and 1-NN DTW train on the same labeled series."
             + features_text
+            + (" Series: the archive's equal-length version of the set." if args.equal_length else "")
         ],
         x_label="labeled training series per class",
         all_size=len(train) / num_classes,

@@ -200,10 +200,11 @@ def test_the_three_study_scripts_run_and_resume(tmp_path):
     assert "Validation split: the 2 windows before the test windows." in (out / "forecasting.md").read_text()
 
     out = tmp_path / "classification"
-    run_script("scripts/series_classification_study.py", "--datasets", "ItalyPowerDemand", "--seeds", "0",
-               "--num_labels_list", "1", "--pretraining_steps", "5", "--finetuning_steps", "3",
+    run_script("scripts/series_classification_study.py", "--datasets", "JapaneseVowels", "--equal_length", "--seeds",
+               "0", "--num_labels_list", "1", "--pretraining_steps", "5", "--finetuning_steps", "3",
                "--backbone_lr_ratio", "0.5", "--features", "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
-    report = (out / "series_classification_ItalyPowerDemand.md").read_text()
+    report = (out / "series_classification_JapaneseVowels.md").read_text()
+    assert "equal-length version of the set" in report
     assert "RNN pretrained by forecasting" in report and "ROCKET" in report
     assert "RNN pretrained by reconstruction, fixed features + logistic regression" in report
     assert "the pretrained backbones at 0.5 x that rate" in report
