@@ -1,8 +1,10 @@
 """Tests for rnn_hf.data.series and rnn_hf.training.series_baselines: the real UCR/UEA and KDD-TSAD sets shipped
 with aeon, real aeon and sklearn estimators, hand-checked windows and metrics."""
 
+import numba
 import numpy as np
 import pytest
+import torch
 from datasets import ClassLabel
 
 from rnn_hf.data.series import (
@@ -141,6 +143,19 @@ def test_isolation_forest_scores_a_planted_spike_highest():
 def test_rocket_and_1nn_dtw_beat_chance_on_gunpoint(gunpoint):
     assert rocket_classifier_accuracy(gunpoint["train"], gunpoint["test"], seed=0, num_kernels=200) > 0.8
     assert knn_dtw_accuracy(gunpoint["train"], gunpoint["test"]) > 0.8
+
+
+def test_rocket_leaves_torch_threads_as_they_were(gunpoint):
+    """aeon's ROCKET sets numba's threads back to numba's count, which reaches torch through OpenMP: a study run under
+    OMP_NUM_THREADS=1 then trained its RNNs on every core."""
+    before = torch.get_num_threads()
+    wanted = numba.config.NUMBA_NUM_THREADS + 1  # unlike numba's own count
+    torch.set_num_threads(wanted)
+    try:
+        rocket_classifier_accuracy(gunpoint["train"], gunpoint["test"], seed=0, num_kernels=20)
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_rocket_refuses_unequal_lengths():

@@ -15,6 +15,7 @@ the best F1 over thresholds (higher score = more anomalous, label 1 = anomaly):
 """
 
 import numpy as np
+import torch
 from aeon.classification.convolution_based import RocketClassifier
 from aeon.classification.distance_based import KNeighborsTimeSeriesClassifier
 from datasets import Dataset
@@ -46,8 +47,14 @@ def _accuracy(estimator, train: Dataset, test: Dataset) -> float:
             f"{type(estimator).__name__} needs series of one length, and these differ; load the archive's "
             "equal-length version (load_ucr(name, equal_length=True)) or use knn_dtw_accuracy"
         )
-    estimator.fit(train_series, np.asarray(train["label"]))
-    predictions = estimator.predict(test_series)  # (num_test,)
+    # aeon's ROCKET restores numba's thread count, numba's default (every core), through the OpenMP runtime torch
+    # shares: torch would then leave the study's OMP_NUM_THREADS for good. Keep torch's own count.
+    threads = torch.get_num_threads()
+    try:
+        estimator.fit(train_series, np.asarray(train["label"]))
+        predictions = estimator.predict(test_series)  # (num_test,)
+    finally:
+        torch.set_num_threads(threads)
     return float(np.mean(predictions == np.asarray(test["label"])))
 
 
