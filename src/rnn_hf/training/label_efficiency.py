@@ -475,6 +475,8 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
             set_seed(0)
             model = load_model(ModelArguments(str(checkpoint), from_scratch=from_scratch, freeze_backbone=True,
                                               classifier_bptt=classifier_bptt), kind, Path(checkpoint), quiet=True)  # fmt: skip
+            # on the GPU where there is one, as fine-tuning's Trainer would put it
+            model.to("cuda" if torch.cuda.is_available() else "cpu")
             tokenizer = AutoTokenizer.from_pretrained(checkpoint)
             for split, rows in (("pool", data.pool), ("test", data.test)):
                 cache[split] = pooled_features(model, tokenizer, rows["text"], max_seq_length)
