@@ -1,7 +1,9 @@
 """scripts/ are thin: flag parsing and printing over the library, no script imports another, no dated numbers in
 code (they belong in docs/results/ and the CHANGELOG), and no script writes the committed results by default."""
 
+import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -45,3 +47,37 @@ def test_label_efficiency_writes_its_report_outside_the_committed_results_by_def
         r"--output_dir OUTPUT_DIR\s+where the \.md and \.png go \(default: (\S+)\)", result.stdout
     )
     assert default and default.group(1) == "runs/label_efficiency", result.stdout
+
+
+@pytest.mark.slow  # ~2 minutes on 2 cores: three tiny pretraining runs, then two studies on BBC News
+def test_gpu_three_stages_script_plans_its_steps_and_writes_every_report(tmp_path):
+    """scripts/gpu_three_stages.sh with SMOKE=1 (tiny sizes, on the CPU): the calibration run's rate plans the
+    general LM's steps, the domain LM continues it, and both studies write their tables."""
+    rng = random.Random(0)
+    words = "the a river town king letter sea old new said went came and of to in was with his her".split()
+    general = tmp_path / "general.jsonl"
+    with general.open("w") as f:
+        for _ in range(150):
+            f.write(json.dumps({"text": " ".join(rng.choice(words) for _ in range(120))}) + "\n")
+    runs, report = tmp_path / "runs", tmp_path / "report"
+    env = {**os.environ, "SMOKE": "1", "PY": sys.executable, "RUNS": str(runs), "REPORT": str(report),
+           "GENERAL_FILE": str(general), "FINETUNE_SECONDS": "600"}  # fmt: skip
+    result = subprocess.run(["bash", "scripts/gpu_three_stages.sh"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=1200)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    stages = [s.strip() for s in re.findall(r"^== \S+ ([^:(,]+)", result.stdout, re.MULTILINE)]
+    assert stages == ["calibration", "general LM", "domain LM", "fixed-features study", "fine-tuning study",
+                      "done"], stages  # fmt: skip
+    calibration = json.loads((runs / "calibration" / "results.json").read_text())
+    planned = int(re.search(r"general LM: (\d+) steps planned for 170s", result.stdout).group(1))
+    assert planned == max(1, int(calibration["steps"] / calibration["train_seconds"] * 170))
+    assert json.loads((runs / "general_lm" / "results.json").read_text())["steps"] == planned
+    assert "continued from" in json.loads((runs / "bbc_lm" / "split.json").read_text())["source"]
+    assert "# general_lm" in (report / "general_lm.md").read_text()
+    features = (report / "fixed_features" / "label_efficiency.md").read_text()
+    assert (
+        "| pretrained causal LM, fixed features + logistic regression |" in features and "| 2 |" in features
+    )
+    finetuned = (report / "finetuned" / "label_efficiency.md").read_text()
+    assert "| TF-IDF + logistic regression | RNN from scratch | pretrained causal LM |" in finetuned
+    assert "| 2 |" in finetuned
