@@ -7,8 +7,9 @@ Steps, each a real run of the project's scripts (so every printed number comes f
   2. scripts/finetune.py   from the pretrained LM, 10 labeled documents per class (ULMFiT recipe)
   3. scripts/finetune.py   --from_scratch: same network, same labels, random initial weights
   4. TF-IDF + logistic regression on the same labels, the classical baseline
-Then it samples text from the LM, draws runs/demo/demo.png, prints a table, and quotes what the study beyond its
-budget reached (docs/results/three_stages: a general-domain LM before BBC, `make three-stages`). On 2 CPU cores
+Then it samples text from the LM, draws runs/demo/demo.png, prints a table, and quotes what the studies beyond its
+budget reached (a general-domain LM before BBC: docs/results/three_stages, `make three-stages` on 2 CPU cores, and
+docs/results/three_stages_gpu, ULMFiT's larger network, `make three-stages-gpu` on one GPU). On 2 CPU cores
 `make demo` from a fresh clone takes about 15 minutes, the venv included (the README has the measured time); with
 a GPU the same steps simply run faster.
 """
@@ -23,7 +24,12 @@ import time
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent
-STUDY = "docs/results/three_stages/label_efficiency.json"  # ULMFiT's stages: a general LM, BBC, classifier
+# ULMFiT's stages (a general LM, BBC, classifier): on 2 CPU cores with the demo's network, on one GPU with ULMFiT's
+STUDIES = {
+    "docs/results/three_stages/label_efficiency.json": "`make three-stages`, about 1.5 hours on 2 CPU cores",
+    "docs/results/three_stages_gpu/fixed_features/label_efficiency.json": "ULMFiT's 3 x 1150 network, "
+    "`make three-stages-gpu`, about 8 minutes on one GPU",
+}
 
 
 def run(script: str, args: list[str]) -> None:
@@ -98,8 +104,8 @@ def main():
         "pretrained) and evaluations, `make demo` from a fresh clone stays under 15 minutes on 2 cores",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--study_report", default=str(SCRIPTS.parent / STUDY),
-                        help="a label-efficiency study's .json: its rows at the demo's N are printed last")  # fmt: skip
+    parser.add_argument("--study_reports", nargs="*", default=[str(SCRIPTS.parent / path) for path in STUDIES],
+                        help="label-efficiency studies' .json: their rows at the demo's N are printed last")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a tiny end-to-end run, for tests")
     args = parser.parse_args()
     output_dir = Path(args.output_dir)
@@ -163,8 +169,10 @@ def main():
     print(f"sample ({prompt!r}): {sample}")
     from rnn_hf.training.label_efficiency import study_summary_lines
 
-    print("beyond the demo's budget: a general-domain LM first, then BBC (ULMFiT's three stages; `make three-stages`, "
-          "about 1.5 hours on 2 CPU cores):", *study_summary_lines(args.study_report, n), sep="\n")  # fmt: skip
+    print("beyond the demo's budget: a general-domain LM first, then BBC (ULMFiT's three stages)")
+    hows = {str(SCRIPTS.parent / path): how for path, how in STUDIES.items()}
+    for report in args.study_reports:
+        print(*([f"- {hows[report]}:"] if report in hows else []), *study_summary_lines(report, n), sep="\n")
     print(f"models: {lm_dir} (LM), {pretrained_dir}, {scratch_dir}   plot: {figure}")
     print(f"total time {time.time() - start:.0f} s")
 
