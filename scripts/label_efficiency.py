@@ -34,6 +34,7 @@ from rnn_hf.training.label_efficiency import (
     finetune_method,
     label_efficiency,
     pretraining_line,
+    text_study_method_lines,
     tune_learning_rate,
     unseen_by_every_checkpoint,
 )
@@ -154,33 +155,21 @@ def main(argv: list[str] | None = None) -> Path:
         + (" per class" if per_class else "") + f", mean ± std over seeds {', '.join(map(str, args.seeds))}. "
         f"Data: {data.description}",
         "",
-        "- The networks fine-tune with `rnn_hf.training.finetune` (ULMFiT: discriminative learning rates, slanted "
-        "triangular schedule, gradual unfreezing when pretrained, concat pooling, ULMFiT's head); "
-        + ("they hold 20% of the labels out for early stopping from "
-           f"{MIN_PER_CLASS_FOR_VALIDATION} per class, else train a fixed number of epochs" if args.validation_fraction
-           is None else f"they hold {args.validation_fraction:.0%} of the labels out for early stopping" if
-           args.validation_fraction else "they train a fixed number of epochs on all the labels")
-        + f". The scratch network copies the config and tokenizer of `{checkpoints['scratch']}`.",
-        f"- {methods[0].legend} (scikit-learn, `sublinear_tf=True`) trains on all N labeled documents"
-        + ("; so does the same linear model on each pretrained network's standardized pooled states (fixed "
-           "features)." if args.features else ".") + (" Self-trained: standardized on the whole pool, then 5 rounds "
-           "that add the pool documents the model is most confident of, 50% of the pool by the last round, split "
-           f"among classes {'as predicted' if args.self_training == 'predicted' else 'equally'}." if args.self_training
-           else ""),
+        *text_study_method_lines(methods[0].legend, checkpoints["scratch"], args.features != "only",
+                                 args.validation_fraction, bool(args.features), args.self_training),
     ]  # fmt: skip
     intro += [line for name in ("clm", "mlm", "sa") if name in checkpoints
               for line in [pretraining_line(LEGENDS[name], checkpoints[name])] if line]  # fmt: skip
-    intro += ["", "## Learning rates", ""]
     if tuning_lines:
-        intro += [f"Each network's peak learning rate is the one with the best validation {metric} with "
+        intro += ["", "## Learning rates", "",
+                  f"Each network's peak learning rate is the one with the best validation {metric} with "
                   f"{args.tune_num_labels} labels per class, seed {args.seeds[0]} (validation: 20% of those labels; "
                   "the test documents play no part); the chosen one in bold, used at every N.", "",
                   "| method | " + " | ".join(f"lr {lr:g}" for lr in args.learning_rates) + " |",
                   "|---|" + "---|" * len(args.learning_rates), *tuning_lines]  # fmt: skip
-    else:
-        intro.append(
-            "The recipe's defaults: 5e-3 pretrained, 1e-3 from scratch (not tuned: see `--learning_rates`)."
-        )
+    elif args.features != "only":  # with fixed features alone no network trains
+        intro += ["", "## Learning rates", "", "The recipe's defaults: 5e-3 pretrained, 1e-3 from scratch (not tuned: "
+                  "see `--learning_rates`)."]  # fmt: skip
     if args.quick:
         intro += [
             "",

@@ -32,6 +32,7 @@ from rnn_hf.training.label_efficiency import (
     pooled_features,
     self_trained_linear_model,
     study_summary_lines,
+    text_study_method_lines,
     unseen_by_every_checkpoint,
 )
 
@@ -238,12 +239,33 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     assert (tmp_path / "work" / "results.jsonl").read_text() == before
     assert "| 8 | – | – | – | – | – | – | – |" in (tmp_path / "results" / "label_efficiency.md").read_text()
     run_script([*argv, "--features", "only", "--report_only", "--output_dir", str(tmp_path / "only")])
+    only = (tmp_path / "only" / "label_efficiency.md").read_text()
     assert "| labels per class | TF-IDF + logistic regression | RNN from scratch, fixed features + logistic " \
-           "regression | pretrained causal LM, fixed" in (tmp_path / "only" / "label_efficiency.md").read_text()  # fmt: skip
+           "regression | pretrained causal LM, fixed" in only  # fmt: skip
+    assert "No network is fine-tuned" in only and "## Learning rates" not in only
     assert (
         not list(Path("docs/results").glob("*.md"))
         or "Quick mode" not in Path("docs/results/label_efficiency.md").read_text()
     )  # fmt: skip  (the committed results are never touched)
+
+
+def test_report_says_how_each_method_learns_from_the_labels():
+    fine_tuned = text_study_method_lines("TF-IDF + logistic regression", "runs/lm")
+    assert fine_tuned[0].startswith("- The networks fine-tune with `rnn_hf.training.finetune`")
+    assert "early stopping from 25 per class" in fine_tuned[0] and fine_tuned[0].endswith("of `runs/lm`.")
+    assert fine_tuned[1].endswith("trains on all N labeled documents.")
+    assert (
+        "they train a fixed number of epochs" in text_study_method_lines("b", "x", validation_fraction=0)[0]
+    )
+    assert "they hold 10% of the labels out" in text_study_method_lines("b", "x", validation_fraction=0.1)[0]
+    features_only = text_study_method_lines(
+        "b", "x", fine_tuned=False, features=True, self_training="balanced"
+    )
+    assert (
+        features_only[0].startswith("- No network is fine-tuned") and "fine-tune with" not in features_only[0]
+    )
+    assert "standardized pooled states (fixed features). Self-trained:" in features_only[1]
+    assert features_only[1].endswith("split among classes equally.")
 
 
 def test_label_savings_and_table_cells():

@@ -39,6 +39,7 @@ from ..data import DocumentSplit
 from ..hub import hardware
 from .cli import UserError
 from .finetuning import (
+    MIN_PER_CLASS_FOR_VALIDATION,
     TASKS,
     DataArguments,
     FinetuningData,
@@ -529,6 +530,32 @@ def finetune_method(name: str, legend: str, checkpoint: str | Path, data: Finetu
     recorded = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length, **training,
                 **model_settings, **data_settings, **(settings or {})}  # fmt: skip
     return Method(name, legend, run, recorded)
+
+
+def text_study_method_lines(baseline_legend: str, scratch_checkpoint: str | Path, fine_tuned: bool = True,
+                            validation_fraction: float | None = None, features: bool = False,
+                            self_training: str | None = None) -> list[str]:  # fmt: skip
+    """A text study report's lines on how its methods learn from the N labels: the fine-tuned networks (when
+    `fine_tuned`; `validation_fraction` as `DataArguments` takes it, None: the recipe's), the TF-IDF baseline, the
+    fixed features and their self-training."""
+    if not fine_tuned:
+        networks = ("- No network is fine-tuned: each one's pooled states (concat pooling of its top layer, the "
+                    "input of ULMFiT's head) are fixed features")  # fmt: skip
+    else:
+        networks = ("- The networks fine-tune with `rnn_hf.training.finetune` (ULMFiT: discriminative learning rates, "
+                    "slanted triangular schedule, gradual unfreezing when pretrained, concat pooling, ULMFiT's head); "
+                    + (f"they hold 20% of the labels out for early stopping from {MIN_PER_CLASS_FOR_VALIDATION} per "
+                       "class, else train a fixed number of epochs" if validation_fraction is None else
+                       f"they hold {validation_fraction:.0%} of the labels out for early stopping" if
+                       validation_fraction else "they train a fixed number of epochs on all the labels"))  # fmt: skip
+    return [
+        networks + f". The scratch network copies the config and tokenizer of `{scratch_checkpoint}`.",
+        f"- {baseline_legend} (scikit-learn, `sublinear_tf=True`) trains on all N labeled documents"
+        + ("; so does the same linear model on each pretrained network's standardized pooled states (fixed "
+           "features)." if features else ".") + (" Self-trained: standardized on the whole pool, then 5 rounds that "
+           "add the pool documents the model is most confident of, 50% of the pool by the last round, split among "
+           f"classes {'as predicted' if self_training == 'predicted' else 'equally'}." if self_training else ""),
+    ]  # fmt: skip
 
 
 def pretraining_line(legend: str, checkpoint: Path) -> str | None:
