@@ -1,7 +1,8 @@
 """Anomaly detection: the EncDec-AD reconstruction autoencoder against an isolation forest, on labelled real data.
 
 - KDD-TSAD 135 (a heart-rate series): both detectors fit on windows of its anomaly-free start; every test step is
-  scored (the largest score of the windows that cover it); AUROC and best F1 per time step.
+  scored (the largest score of the windows that cover it); AUROC and best F1 per time step, and the F1 at a
+  threshold set on held-out normal steps (the highest score there).
 - A UCR set with one class normal and the others anomalous (`one_class_split`): both fit on normal training
   series; a threshold is chosen on the labelled validation split (best F1 there) and applied to the test split.
 
@@ -82,25 +83,32 @@ train, test = (
     (series.train - mean) / deviation,
     (series.test - mean) / deviation,
 )  # z-scores of the normal part
-split = int(0.8 * len(train))  # the autoencoder trains on the first 80%, its error model fits on the rest
-fit_windows = torch.tensor(windows(train[:split], args.window, 1))[:, :, None]  # (N, W, 1)
-normal_windows = torch.tensor(windows(train[split:], args.window, 1))[:, :, None]
-test_windows = torch.tensor(windows(test, args.window, 1))[:, :, None]
-print(f"KDD-TSAD 135: {len(fit_windows)} training windows, {len(test_windows)} test windows of {args.window}")
-autoencoder = train_autoencoder(fit_windows, "kdd")
-point_scores = {}
+# the autoencoder trains on the first 80% of the normal part and fits its error model on the next 10%; the last
+# 10%, held out from both, sets the threshold (there are no labelled anomalies to pick it on)
+split, split2 = int(0.8 * len(train)), int(0.9 * len(train))
+parts = {name: torch.tensor(windows(values, args.window, 1))[:, :, None]  # (N, W, 1)
+         for name, values in (("fit", train[:split]), ("error model", train[split:split2]),
+                              ("threshold", train[split2:]), ("test", test))}  # fmt: skip
+print(
+    f"KDD-TSAD 135: {len(parts['fit'])} training windows, {len(parts['test'])} test windows of {args.window}"
+)
+autoencoder = train_autoencoder(parts["fit"], "kdd")
+point_scores = {}  # method: (scores of the threshold part's steps, of the test steps)
 for scoring, teacher_forcing in SCORINGS.items():
-    fit_errors(autoencoder, normal_windows, teacher_forcing)
-    _, step_scores = reconstruction_errors(autoencoder, test_windows, teacher_forcing=teacher_forcing)
-    point_scores[f"EncDec-AD autoencoder, {scoring} (ours)"] = step_scores_to_points(
-        step_scores.numpy(), len(test), args.window, 1
-    )
-forest = isolation_forest_scores(windows(train, args.window, 1), test_windows[:, :, 0].numpy(), args.seed)
-point_scores["IsolationForest on windows"] = window_scores_to_points(forest, len(test), args.window, 1)
-for method, points in point_scores.items():
+    fit_errors(autoencoder, parts["error model"], teacher_forcing)
+    point_scores[f"EncDec-AD autoencoder, {scoring} (ours)"] = [
+        step_scores_to_points(reconstruction_errors(autoencoder, parts[name], teacher_forcing=teacher_forcing)[1]
+                              .numpy(), length, args.window, 1)
+        for name, length in (("threshold", len(train) - split2), ("test", len(test)))]  # fmt: skip
+forests = [isolation_forest_scores(windows(train[:split2], args.window, 1), parts[name][:, :, 0].numpy(), args.seed)
+           for name in ("threshold", "test")]  # fmt: skip
+point_scores["IsolationForest on windows"] = [window_scores_to_points(forest, length, args.window, 1) for forest,
+                                              length in zip(forests, (len(train) - split2, len(test)), strict=True)]  # fmt: skip
+for method, (normal_points, points) in point_scores.items():
     f1, _ = best_f1(points, series.test_labels)
     rows.append({"data": series.name, "method": method, "auroc": auroc(points, series.test_labels), "best_f1": f1,
-                 "f1_at_validation_threshold": None})  # fmt: skip
+                 "f1_at_validation_threshold": float(f1_score(series.test_labels, points > normal_points.max()))})  # fmt: skip
+point_scores = {method: points for method, (_, points) in point_scores.items()}
 
 # ---- a UCR set, one class normal
 split_sets = one_class_split(args.ucr_set, args.normal_class, args.seed, validation_fraction=0.3)
@@ -155,8 +163,11 @@ lines = [
     f"{len(series.test)} test steps of which {int(series.test_labels.sum())} are the labelled anomaly; windows of "
     f"{args.window} steps, stride 1; each test step gets the largest score of the windows covering it (the "
     "autoencoder's score is per step: EncDec-AD's Mahalanobis distance of the step's reconstruction error under a "
-    "Gaussian fitted on the last 20% of the normal part, which the autoencoder did not train on; one autoencoder, "
-    "scored with its decoder free-running, as EncDec-AD does, and teacher-forced). "
+    "Gaussian fitted on the normal part's second-to-last 10%, which the autoencoder did not train on; one "
+    "autoencoder, scored with its decoder free-running, as EncDec-AD does, and teacher-forced). The autoencoder "
+    "trains on the first 80% of the normal part, the isolation forest on the first 90%; the last 10%, which neither "
+    "saw, sets each method's threshold at its highest score there (no labelled anomaly to choose it on: anomalous "
+    "means scoring above every held-out normal step). "
     f"{args.ucr_set}: class {args.normal_class} is normal; the autoencoder trains on three quarters of the normal "
     "training series and fits its error model on the rest; a series' score is the mean of its step scores; the "
     "threshold is the best-F1 one on a labelled validation split of the training series. AUROC and best F1 need "

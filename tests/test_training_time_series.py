@@ -219,3 +219,6 @@ def test_the_three_study_scripts_run_and_resume(tmp_path):
         "IsolationForest on series",
     }
     assert all(0 <= row["auroc"] <= 1 for row in rows)
+    # every row has a threshold set without test labels: KDD-TSAD's on held-out normal steps, the UCR set's on
+    # its labelled validation split
+    assert all(0 <= row["f1_at_validation_threshold"] <= 1 for row in rows)
