@@ -21,7 +21,9 @@ from sklearn.metrics import f1_score
 from transformers.utils import logging as hf_logging
 
 from rnn_hf import RnnForSequenceReconstruction, RnnForTimeSeriesPrediction
+from rnn_hf.data import DataError
 from rnn_hf.data.series import draw_labeled, load_ucr
+from rnn_hf.training import exit_on_user_error
 from rnn_hf.training.label_efficiency import Method, label_efficiency, linear_model_scores
 from rnn_hf.training.series import (
     SeriesModelArguments,
@@ -83,17 +85,16 @@ def pretrained(kind: str, model_class, train_values: torch.Tensor, directory: Pa
 def run_study(name: str) -> None:
     ucr = load_ucr(name, equal_length=args.equal_length)
     train, test = ucr["train"], ucr["test"]
+    if len({len(series[0]) for split in (train, test) for series in split["values"]}) > 1:  # before training
+        raise DataError(f"the series of {name} differ in length, and ROCKET needs one: pass --equal_length")
     num_classes = train.features["label"].num_classes
     train_values, test_values = series_tensor(train), series_tensor(test)
     test_labels = np.asarray(test["label"])
     work_dir = Path(args.work_dir) / (name + ("_equal_length" if args.equal_length else ""))
-    inits = {
-        "scratch": None,
-        "forecast": pretrained("forecast", RnnForTimeSeriesPrediction, train_values, work_dir / "forecaster"),
-        "reconstruct": pretrained(
-            "reconstruct", RnnForSequenceReconstruction, train_values, work_dir / "autoencoder"
-        ),
-    }
+    inits = {"scratch": None,
+             "forecast": pretrained("forecast", RnnForTimeSeriesPrediction, train_values, work_dir / "forecaster"),
+             "reconstruct": pretrained("reconstruct", RnnForSequenceReconstruction, train_values,
+                                       work_dir / "autoencoder")}  # fmt: skip
 
     def labeled(num_labels: str, seed: int):
         return draw_labeled(train, None if num_labels == "all" else int(num_labels), seed)
@@ -195,5 +196,4 @@ def run_study(name: str) -> None:
     )
 
 
-for name in args.datasets:
-    run_study(name)
+exit_on_user_error(lambda: [run_study(name) for name in args.datasets])()  # bad input: one line, status 2

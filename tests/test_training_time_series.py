@@ -168,6 +168,19 @@ def run_script(*arguments: str) -> subprocess.CompletedProcess:
     return result
 
 
+def test_classification_study_refuses_unequal_lengths_before_training(tmp_path):
+    """ROCKET, one of the study's methods, needs series of one length: a set whose series differ stops the study
+    at once with one line that names the flag, before any network trains."""
+    result = subprocess.run([sys.executable, "scripts/series_classification_study.py", "--datasets",
+                             "JapaneseVowels", "--work_dir", str(tmp_path), "--output_dir", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: the series of JapaneseVowels differ in length, and ROCKET needs one: pass --equal_length"
+    )
+    assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())  # nothing trained or written
+
+
 @pytest.mark.slow
 def test_the_three_study_scripts_run_and_resume(tmp_path):
     out = tmp_path / "forecasting"
