@@ -194,7 +194,7 @@ def run_script(argv):
 def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     argv = ["--clm_checkpoint", str(tiny_checkpoint), "--quick", "--num_labels_list", "2", "--output_dir",
             str(tmp_path / "results"), "--work_dir", str(tmp_path / "work"), "--learning_rates", "1e-4", "1e-2",
-            "--tune_num_labels", "25", "--features", "--self_training"]  # fmt: skip
+            "--tune_num_labels", "25", "--features", "--self_training", "--per_device_train_batch_size", "4"]  # fmt: skip
     run_script(argv)
     report = (tmp_path / "results" / "label_efficiency.md").read_text()
     assert (
@@ -216,6 +216,10 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
         "scratch_features_self_training",
         "clm_features_self_training",
     }
+    # the batch size reaches every fine-tuning run and is recorded with it (another value reruns them)
+    assert {
+        r["settings"].get("per_device_train_batch_size") for r in records if r["method"] in ("scratch", "clm")
+    } == {4}
     tuning = [r for r in records if r["num_labels"] == "25"]
     assert sorted((r["method"], r["settings"]["learning_rate"]) for r in tuning) == [
         ("clm", 1e-4), ("clm", 1e-2), ("scratch", 1e-4), ("scratch", 1e-2)]  # fmt: skip
