@@ -13,9 +13,11 @@
 #      time-slice the GPU.
 # Each stage has its own time limit, so a slow machine loses the last study runs, never the results so far. Usage:
 #   data/general.jsonl present (python scripts/build_general_corpus.py), then: bash scripts/gpu_three_stages.sh
-# Environment: PY, RUNS (models, runs/gpu), REPORT (tables: $RUNS/report; make three-stages-gpu: docs/results/
-# three_stages_gpu), GENERAL_FILE, and the
-# stages' seconds: GENERAL_SECONDS, DOMAIN_SECONDS, STUDY_SECONDS, FINETUNE_SECONDS (0: no fine-tuning study).
+# Environment: PY; RUNS (models, default runs/gpu); REPORT (tables, default $RUNS/report; make three-stages-gpu:
+# docs/results/three_stages_gpu); GENERAL_FILE; each stage's seconds: GENERAL_SECONDS, DOMAIN_SECONDS, STUDY_SECONDS
+# (0: no fixed-features study), FINETUNE_SECONDS (0: no fine-tuning study); FINETUNE_ARGS, more label_efficiency.py
+# flags for the fine-tuning study, which win over the script's (e.g. "--num_labels_list 10 5
+# --per_device_train_batch_size 32": fewer runs in larger batches, for a GPU; another recipe).
 # SMOKE=1 runs the same stages with tiny sizes (a CPU check of the script, its numbers mean nothing).
 set -u
 PY=${PY:-python}
@@ -26,6 +28,7 @@ GENERAL_SECONDS=${GENERAL_SECONDS:-170}
 DOMAIN_SECONDS=${DOMAIN_SECONDS:-50}
 STUDY_SECONDS=${STUDY_SECONDS:-180}
 FINETUNE_SECONDS=${FINETUNE_SECONDS:-0}
+FINETUNE_ARGS=${FINETUNE_ARGS:-}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 mkdir -p "$RUNS" "$REPORT"
 if [ "${SMOKE:-0}" = 1 ]; then
@@ -66,19 +69,22 @@ $PY scripts/pretrain.py --objective clm --model_name_or_path "$RUNS/general_lm" 
 
 cp "$RUNS/general_lm/README.md" "$REPORT/general_lm.md"; cp "$RUNS/bbc_lm/README.md" "$REPORT/bbc_lm.md"
 
-stamp "fixed-features study (self-trained too)"
-timeout "$STUDY_SECONDS" $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" --features only \
-    --self_training $FEATURES --work_dir "$RUNS/le_features" --output_dir "$REPORT/fixed_features"
-[ -f "$REPORT/fixed_features/label_efficiency.md" ] || $PY scripts/label_efficiency.py --clm_checkpoint \
-    "$RUNS/bbc_lm" --features only --self_training $FEATURES --work_dir "$RUNS/le_features" \
-    --output_dir "$REPORT/fixed_features" --report_only
+if [ "$STUDY_SECONDS" -gt 0 ]; then
+    stamp "fixed-features study (self-trained too)"
+    timeout "$STUDY_SECONDS" $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" --features only \
+        --self_training $FEATURES --work_dir "$RUNS/le_features" --output_dir "$REPORT/fixed_features"
+    [ -f "$REPORT/fixed_features/label_efficiency.md" ] || $PY scripts/label_efficiency.py --clm_checkpoint \
+        "$RUNS/bbc_lm" --features only --self_training $FEATURES --work_dir "$RUNS/le_features" \
+        --output_dir "$REPORT/fixed_features" --report_only
+fi
 
 if [ "$FINETUNE_SECONDS" -gt 0 ]; then
     stamp "fine-tuning study, for ${FINETUNE_SECONDS}s"
     # shellcheck disable=SC2086
     timeout "$FINETUNE_SECONDS" $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" $STUDY \
-        --work_dir "$RUNS/le_finetuned" --output_dir "$REPORT/finetuned"
+        $FINETUNE_ARGS --work_dir "$RUNS/le_finetuned" --output_dir "$REPORT/finetuned"
     [ -f "$REPORT/finetuned/label_efficiency.md" ] || $PY scripts/label_efficiency.py --clm_checkpoint \
-        "$RUNS/bbc_lm" $STUDY --work_dir "$RUNS/le_finetuned" --output_dir "$REPORT/finetuned" --report_only
+        "$RUNS/bbc_lm" $STUDY $FINETUNE_ARGS --work_dir "$RUNS/le_finetuned" --output_dir "$REPORT/finetuned" \
+        --report_only
 fi
 stamp done

@@ -61,7 +61,8 @@ def test_gpu_three_stages_script_plans_its_steps_and_writes_every_report(tmp_pat
             f.write(json.dumps({"text": " ".join(rng.choice(words) for _ in range(120))}) + "\n")
     runs, report = tmp_path / "runs", tmp_path / "report"
     env = {**os.environ, "SMOKE": "1", "PY": sys.executable, "RUNS": str(runs), "REPORT": str(report),
-           "GENERAL_FILE": str(general), "FINETUNE_SECONDS": "600"}  # fmt: skip
+           "GENERAL_FILE": str(general), "FINETUNE_SECONDS": "600",
+           "FINETUNE_ARGS": "--per_device_train_batch_size 4"}  # fmt: skip
     result = subprocess.run(["bash", "scripts/gpu_three_stages.sh"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=1200)  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -81,3 +82,9 @@ def test_gpu_three_stages_script_plans_its_steps_and_writes_every_report(tmp_pat
     finetuned = (report / "finetuned" / "label_efficiency.md").read_text()
     assert "| TF-IDF + logistic regression | RNN from scratch | pretrained causal LM |" in finetuned
     assert "| 2 |" in finetuned
+    records = [
+        json.loads(line) for line in (runs / "le_finetuned" / "results.jsonl").read_text().splitlines()
+    ]
+    assert {r["settings"].get("per_device_train_batch_size") for r in records if r["method"] != "tfidf"} == {
+        4
+    }
