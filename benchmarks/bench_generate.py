@@ -73,7 +73,8 @@ def main():
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.manual_seed(0)
-    models = {"rnn_hf LSTM": rnn_lm(), "GPT-2": gpt2_lm(PROMPT + args.new_tokens)}
+    lengths = sorted({128, args.new_tokens})  # the cache sizes are read after these many new tokens
+    models = {"rnn_hf LSTM": rnn_lm(), "GPT-2": gpt2_lm(PROMPT + lengths[-1])}
     print(f"torch {torch.__version__}, device {device}, threads {torch.get_num_threads()}")
     for name, model in models.items():
         model.to(device).eval()
@@ -106,10 +107,11 @@ def main():
 
     print("\nCache size after N new tokens (batch 1)")
     prompt = torch.randint(5, VOCAB, (1, PROMPT), device=device)
-    lengths = sorted({128, args.new_tokens})
     print(f"{'model':>14}" + "".join(f"{n:>12}" for n in lengths))
     for name, model in models.items():
-        sizes = [cache_bytes(generate(model, prompt, n, return_dict_in_generate=True).cache) for n in lengths]
+        outputs = [generate(model, prompt, n, return_dict_in_generate=True) for n in lengths]
+        # transformers 5.17 calls the returned cache `past_key_values`, later versions `cache`
+        sizes = [cache_bytes(getattr(out, "cache", None) or out.past_key_values) for out in outputs]
         print(f"{name:>14}" + "".join(f"{s / 1024:>10.0f}KB" for s in sizes))
 
 
