@@ -331,6 +331,33 @@ def test_from_encoder_decoder_pretrained_refuses_mismatched_checkpoints():
 # ---------------------------------------------------------------- saving, loading, remote code
 
 
+@pytest.mark.parametrize("share, tie", [(False, True), (False, False), (True, True)])
+def test_resize_token_embeddings_resizes_both_sides_of_one_vocabulary(share, tie):
+    """Tokens added to a shared tokenizer: the encoder's and the decoder's embeddings and the output layer grow
+    together, the configs follow, the new ids are accepted on both sides, and the ties hold."""
+    model = tiny_model(vocab_size=40, target_vocab_size=40, share_embeddings=share, tie_word_embeddings=tie)
+    old = model.encoder.embeddings.weight[:40].clone()
+    model.resize_token_embeddings(45)
+    assert (model.config.vocab_size, model.config.target_vocab_size, model.encoder.config.vocab_size) == (
+        45,
+        45,
+        45,
+    )
+    for module in (model.encoder.embeddings, model.decoder.embeddings, model.lm_head.decoder):
+        assert module.weight.shape[0] == 45
+    assert torch.equal(model.encoder.embeddings.weight[:40], old)  # the learned rows are kept
+    assert (model.decoder.embeddings.weight is model.encoder.embeddings.weight) == share
+    assert (model.lm_head.decoder.weight is model.decoder.embeddings.weight) == tie
+    output = model(input_ids=torch.tensor([[5, 44]]), decoder_input_ids=torch.tensor([[1, 44]]),
+                   labels=torch.tensor([[44, 2]]))  # fmt: skip
+    assert output.logits.shape == (1, 2, 45) and torch.isfinite(output.loss)
+    assert model.generate(
+        torch.tensor([[5, 44]]), max_new_tokens=3, min_new_tokens=3, do_sample=False
+    ).shape == (1, 4)
+    with pytest.raises(ValueError, match="resizes one vocabulary, and this model has two"):
+        tiny_model().resize_token_embeddings(100)  # SOURCE_VOCAB != TARGET_VOCAB
+
+
 def test_save_and_load_through_auto_classes(tmp_path):
     model = tiny_model(share_embeddings=True, target_vocab_size=SOURCE_VOCAB)
     assert model.decoder.embeddings.weight is model.encoder.embeddings.weight

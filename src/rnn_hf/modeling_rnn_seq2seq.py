@@ -284,6 +284,32 @@ class RnnForSeq2SeqLM(RnnSeq2SeqPreTrainedModel, RnnGenerationMixin):
             )
         return tied
 
+    def resize_token_embeddings(
+        self,
+        new_num_tokens: int | None = None,
+        pad_to_multiple_of: int | None = None,
+        mean_resizing: bool = True,
+    ) -> nn.Embedding:
+        """transformers' `resize_token_embeddings` for a model with one vocabulary on both sides (`vocab_size ==
+        target_vocab_size`, e.g. after adding tokens to a shared tokenizer): the encoder's and the decoder's
+        embeddings and the output layer are resized together, and `vocab_size`, `target_vocab_size` and the
+        encoder's config follow. A model with two vocabularies raises: resize each side's embeddings itself."""
+        config = self.config
+        if config.vocab_size != config.target_vocab_size:
+            raise ValueError(
+                f"resize_token_embeddings resizes one vocabulary, and this model has two (vocab_size="
+                f"{config.vocab_size}, target_vocab_size={config.target_vocab_size}): resize `encoder.embeddings` "
+                "and `decoder.embeddings` / `lm_head.decoder` separately and set both sizes in the config"
+            )
+        if not config.share_embeddings and (new_num_tokens is not None or pad_to_multiple_of is not None):
+            # the base class resizes the input (encoder) embeddings and the output layer; the decoder reads its own
+            self.decoder.embeddings = self._get_resized_embeddings(
+                self.decoder.embeddings, new_num_tokens, pad_to_multiple_of, mean_resizing
+            )
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        config.target_vocab_size = self.encoder.config.vocab_size = embeddings.weight.shape[0]
+        return embeddings
+
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """What `DataCollatorForSeq2Seq` calls to build `decoder_input_ids`."""
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
