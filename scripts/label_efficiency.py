@@ -64,8 +64,8 @@ def parse_args(argv):
     parser.add_argument("--seeds", nargs="+", type=int, help="default: 0 1 2; --quick: 0")
     parser.add_argument("--max_seq_length", type=int, help="default: finetune's 512; --quick: 64")
     parser.add_argument("--num_train_epochs", type=int, help="default: the recipe's; --quick: 1")
-    parser.add_argument("--per_device_train_batch_size", type=int, help="default: the recipe's 8 (on a GPU a larger "
-                        "batch runs an epoch in fewer, barely slower steps: another recipe, recorded as such)")  # fmt: skip
+    parser.add_argument("--per_device_train_batch_size", type=int, help="default: the recipe's 8 (a GPU may want a "
+                        "larger one: another recipe, recorded with each run)")  # fmt: skip
     parser.add_argument("--validation_fraction", type=float, help="labeled share held out for early stopping "
                         "(default: finetune's, 0.2 from 25 labels per class)")  # fmt: skip
     parser.add_argument("--classifier_bptt", type=int, help="read documents in chunks of this many tokens, "
