@@ -71,20 +71,19 @@ cp "$RUNS/general_lm/README.md" "$REPORT/general_lm.md"; cp "$RUNS/bbc_lm/README
 
 if [ "$STUDY_SECONDS" -gt 0 ]; then
     stamp "fixed-features study (self-trained too)"
+    # cut short (or failed): the report of the runs recorded so far, never a report left from an earlier run
     timeout "$STUDY_SECONDS" $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" --features only \
-        --self_training $FEATURES --work_dir "$RUNS/le_features" --output_dir "$REPORT/fixed_features"
-    [ -f "$REPORT/fixed_features/label_efficiency.md" ] || $PY scripts/label_efficiency.py --clm_checkpoint \
-        "$RUNS/bbc_lm" --features only --self_training $FEATURES --work_dir "$RUNS/le_features" \
-        --output_dir "$REPORT/fixed_features" --report_only
+        --self_training $FEATURES --work_dir "$RUNS/le_features" --output_dir "$REPORT/fixed_features" \
+        || $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" --features only --self_training \
+        $FEATURES --work_dir "$RUNS/le_features" --output_dir "$REPORT/fixed_features" --report_only
 fi
 
 if [ "$FINETUNE_SECONDS" -gt 0 ]; then
     stamp "fine-tuning study, for ${FINETUNE_SECONDS}s"
     # shellcheck disable=SC2086
     timeout "$FINETUNE_SECONDS" $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" $STUDY \
-        $FINETUNE_ARGS --work_dir "$RUNS/le_finetuned" --output_dir "$REPORT/finetuned"
-    [ -f "$REPORT/finetuned/label_efficiency.md" ] || $PY scripts/label_efficiency.py --clm_checkpoint \
-        "$RUNS/bbc_lm" $STUDY $FINETUNE_ARGS --work_dir "$RUNS/le_finetuned" --output_dir "$REPORT/finetuned" \
-        --report_only
+        $FINETUNE_ARGS --work_dir "$RUNS/le_finetuned" --output_dir "$REPORT/finetuned" \
+        || $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" $STUDY $FINETUNE_ARGS \
+        --work_dir "$RUNS/le_finetuned" --output_dir "$REPORT/finetuned" --report_only
 fi
 stamp done
