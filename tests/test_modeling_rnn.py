@@ -28,6 +28,7 @@ from rnn_hf import (
     RnnForTokenClassification,
     RnnModel,
 )
+from rnn_hf.layers import DecodingLinear
 
 CELLS = ["lstm", "gru"]
 
@@ -253,6 +254,28 @@ def test_decoding_fast_paths_equal_autograd_paths_after_weights_change(cell_type
         cache = model(prompt, use_cache=True).cache
         slow = model(prompt[:, -1:], cache=cache).logits  # autograd on: nn.Linear and lstm_cell
         torch.testing.assert_close(fast, slow.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_resized_untied_output_layer_keeps_its_decoding_path():
+    """transformers' `resize_token_embeddings` builds a plain `nn.Linear` output layer; an untied rnn_hf model keeps
+    a `DecodingLinear` holding the resized parameters, so decoding steps stay on the fast path and match autograd."""
+    model = tester.model(RnnForCausalLM, tie_word_embeddings=False)
+    old = model.lm_head.decoder.weight.detach().clone()
+    model.resize_token_embeddings(tester.vocab_size + 5)
+    head = model.lm_head.decoder
+    assert (
+        type(head) is DecodingLinear
+        and head.weight.shape[0] == tester.vocab_size + 5
+        and head.bias is not None
+    )
+    assert torch.equal(head.weight[: tester.vocab_size], old)
+    assert {name for name, p in model.named_parameters() if p is head.weight} == {"lm_head.decoder.weight"}
+    prompt = torch.tensor([[3, 7, tester.vocab_size + 4]])
+    with torch.no_grad():
+        fast = model(prompt[:, -1:], cache=model(prompt[:, :-1], use_cache=True).cache).logits
+    slow = model(prompt[:, -1:], cache=model(prompt[:, :-1], use_cache=True).cache).logits
+    torch.testing.assert_close(fast, slow.detach(), atol=1e-5, rtol=1e-5)
+    assert fast.shape[-1] == tester.vocab_size + 5
 
 
 # ---------------------------------------------------------------- 3. padding invariance

@@ -186,6 +186,16 @@ class RnnPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         init_module_weights(module, self.config)
 
+    def _get_resized_lm_head(self, old_lm_head, new_num_tokens=None, transposed=False, mean_resizing=True):
+        """transformers' `resize_token_embeddings` builds a plain `nn.Linear` output layer; an untied rnn_hf one stays
+        a `DecodingLinear` (its decoding fast path), holding the resized parameters."""
+        new_lm_head = super()._get_resized_lm_head(old_lm_head, new_num_tokens, transposed, mean_resizing)
+        if isinstance(old_lm_head, DecodingLinear) and type(new_lm_head) is nn.Linear:
+            # the same module as a DecodingLinear: its parameters and transformers' flags on it (initialized) kept
+            new_lm_head.__class__ = DecodingLinear
+            new_lm_head._transposed = None
+        return new_lm_head
+
 
 class RnnModel(RnnPreTrainedModel):
     """Embeddings and the recurrent stack: returns per-position outputs and the final recurrent state."""
