@@ -100,8 +100,8 @@ for scoring, teacher_forcing in SCORINGS.items():
         step_scores_to_points(reconstruction_errors(autoencoder, parts[name], teacher_forcing=teacher_forcing)[1]
                               .numpy(), length, args.window, 1)
         for name, length in (("threshold", len(train) - split2), ("test", len(test)))]  # fmt: skip
-forests = [isolation_forest_scores(windows(train[:split2], args.window, 1), parts[name][:, :, 0].numpy(), args.seed)
-           for name in ("threshold", "test")]  # fmt: skip
+forests = isolation_forest_scores(windows(train[:split2], args.window, 1),
+                                  [parts[name][:, :, 0].numpy() for name in ("threshold", "test")], args.seed)  # fmt: skip
 point_scores["IsolationForest on windows"] = [window_scores_to_points(forest, length, args.window, 1) for forest,
                                               length in zip(forests, (len(train) - split2, len(test)), strict=True)]  # fmt: skip
 for method, (normal_points, points) in point_scores.items():
@@ -125,8 +125,8 @@ for scoring, teacher_forcing in SCORINGS.items():
         reconstruction_errors(autoencoder_ucr, v, teacher_forcing=teacher_forcing)[1].mean(1).numpy()
         for v in (validation, test_set)
     ]
-ucr_scores["IsolationForest on series"] = [isolation_forest_scores(flat["normal"], flat[name], args.seed)
-                                           for name in ("validation", "test")]  # fmt: skip
+ucr_scores["IsolationForest on series"] = isolation_forest_scores(flat["normal"], [flat["validation"], flat["test"]],
+                                                                 args.seed)  # fmt: skip
 for method, (validation_scores, test_scores) in ucr_scores.items():
     _, threshold = best_f1(validation_scores, validation_labels)
     f1, _ = best_f1(test_scores, split_sets.test_labels)

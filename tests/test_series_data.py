@@ -138,6 +138,11 @@ def test_isolation_forest_scores_a_planted_spike_highest():
     touches_spike = (starts <= 252) & (starts + 20 > 248)
     assert scores[holds_spike].min() > scores[~touches_spike].max()
     assert auroc(window_scores_to_points(scores, 500, 20, 5), labels.astype(int)) > 0.95
+    # a list of splits: one forest scores each, as one call per split would
+    first, second = isolation_forest_scores(windows(normal, 20, 5), [windows(test, 20, 5)[:40], windows(test, 20, 5)],
+                                            seed=0)  # fmt: skip
+    np.testing.assert_array_equal(first, scores[:40])
+    np.testing.assert_array_equal(second, scores)
 
 
 def test_rocket_and_1nn_dtw_beat_chance_on_gunpoint(gunpoint):

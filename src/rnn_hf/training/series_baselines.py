@@ -70,20 +70,24 @@ def knn_dtw_accuracy(train: Dataset, test: Dataset) -> float:
     return _accuracy(KNeighborsTimeSeriesClassifier(distance="dtw", n_neighbors=1), train, test)
 
 
-def isolation_forest_scores(train_windows: np.ndarray, test_windows: np.ndarray, seed: int) -> np.ndarray:
+def isolation_forest_scores(
+    train_windows: np.ndarray, test_windows: np.ndarray | list[np.ndarray], seed: int
+) -> np.ndarray | list[np.ndarray]:
     """Anomaly scores of `test_windows` from an sklearn `IsolationForest` fitted on `train_windows` (normal data
     only): the negated `score_samples`, so higher is more anomalous.
 
     Args:
         train_windows: (num_train_windows, window, ...), flattened after the first axis.
-        test_windows: (num_test_windows, window, ...), of the same shape after the first axis.
+        test_windows: (num_test_windows, window, ...), of the same shape after the first axis; or a list of such
+            arrays (e.g. a validation and a test split), which the one forest scores each.
 
-    Returns (num_test_windows,).
+    Returns (num_test_windows,), or a list of them for a list.
     """
     train_windows = np.asarray(train_windows).reshape(len(train_windows), -1)  # (num_train_windows, features)
-    test_windows = np.asarray(test_windows).reshape(len(test_windows), -1)  # (num_test_windows, features)
     forest = IsolationForest(random_state=seed).fit(train_windows)
-    return -forest.score_samples(test_windows)
+    parts = test_windows if isinstance(test_windows, list) else [test_windows]
+    scores = [-forest.score_samples(np.asarray(part).reshape(len(part), -1)) for part in parts]
+    return scores if isinstance(test_windows, list) else scores[0]
 
 
 def _check_scores_and_labels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
