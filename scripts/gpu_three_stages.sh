@@ -69,21 +69,25 @@ $PY scripts/pretrain.py --objective clm --model_name_or_path "$RUNS/general_lm" 
 
 cp "$RUNS/general_lm/README.md" "$REPORT/general_lm.md"; cp "$RUNS/bbc_lm/README.md" "$REPORT/bbc_lm.md"
 
+# study SECONDS FLAGS...: label_efficiency.py on the domain LM for at most SECONDS; cut short (or failed), it still
+# writes the report of the runs recorded so far, never leaving one from an earlier run
+study() {
+    local seconds=$1
+    shift
+    timeout "$seconds" $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" "$@" \
+        || $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" "$@" --report_only
+}
+
 if [ "$STUDY_SECONDS" -gt 0 ]; then
     stamp "fixed-features study (self-trained too)"
-    # cut short (or failed): the report of the runs recorded so far, never a report left from an earlier run
-    timeout "$STUDY_SECONDS" $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" --features only \
-        --self_training $FEATURES --work_dir "$RUNS/le_features" --output_dir "$REPORT/fixed_features" \
-        || $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" --features only --self_training \
-        $FEATURES --work_dir "$RUNS/le_features" --output_dir "$REPORT/fixed_features" --report_only
+    # shellcheck disable=SC2086
+    study "$STUDY_SECONDS" --features only --self_training $FEATURES --work_dir "$RUNS/le_features" \
+        --output_dir "$REPORT/fixed_features"
 fi
 
 if [ "$FINETUNE_SECONDS" -gt 0 ]; then
     stamp "fine-tuning study, for ${FINETUNE_SECONDS}s"
     # shellcheck disable=SC2086
-    timeout "$FINETUNE_SECONDS" $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" $STUDY \
-        $FINETUNE_ARGS --work_dir "$RUNS/le_finetuned" --output_dir "$REPORT/finetuned" \
-        || $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" $STUDY $FINETUNE_ARGS \
-        --work_dir "$RUNS/le_finetuned" --output_dir "$REPORT/finetuned" --report_only
+    study "$FINETUNE_SECONDS" $STUDY $FINETUNE_ARGS --work_dir "$RUNS/le_finetuned" --output_dir "$REPORT/finetuned"
 fi
 stamp done
