@@ -358,6 +358,17 @@ def test_resize_token_embeddings_resizes_both_sides_of_one_vocabulary(share, tie
         tiny_model().resize_token_embeddings(100)  # SOURCE_VOCAB != TARGET_VOCAB
 
 
+def test_the_decoder_view_of_the_config_keeps_the_decoder_depth():
+    # transformers' `get_text_config(decoder=True)` moves `decoder_num_layers` to `num_layers` and, unpatched, left
+    # `decoder_num_layers` (hence `num_hidden_layers` and `layer_types`) None
+    config = tiny_config(num_layers=2, decoder_num_layers=3, decoder_hidden_size=10)
+    view = config.get_text_config(decoder=True)
+    assert (view.num_hidden_layers, view.num_layers, view.decoder_num_layers) == (3, 3, 3)
+    assert (view.hidden_size, view.decoder_hidden_size) == (10, 10)
+    assert view.layer_types == ["linear_attention"] * 3
+    assert (config.num_layers, config.decoder_num_layers) == (2, 3)  # the config itself unchanged
+
+
 def test_save_and_load_through_auto_classes(tmp_path):
     model = tiny_model(share_embeddings=True, target_vocab_size=SOURCE_VOCAB)
     assert model.decoder.embeddings.weight is model.encoder.embeddings.weight

@@ -412,6 +412,18 @@ class RnnSeq2SeqConfig(PreTrainedConfig):
         if self.decoder_start_token_id is None:
             raise ValueError("Set `decoder_start_token_id` (or `bos_token_id`): the decoder's first input.")
 
+    def get_text_config(self, decoder=None, encoder=None) -> PreTrainedConfig:
+        """transformers' view of one side of this flat encoder-decoder config. The decoder's view (`decoder=True`,
+        what generation utilities read) moves each `decoder_*` field to its plain name and leaves the `decoder_*`
+        name None; here both names keep the decoder's value, so `num_hidden_layers` and `layer_types` still read
+        the decoder's depth."""
+        text_config = super().get_text_config(decoder=decoder, encoder=encoder)
+        if text_config is not self and decoder and not encoder:
+            for name in ("embedding_size", "hidden_size", "num_layers"):
+                if getattr(text_config, f"decoder_{name}") is None:
+                    setattr(text_config, f"decoder_{name}", getattr(text_config, name))
+        return text_config
+
     @property
     def encoder_output_size(self) -> int:
         return self.hidden_size * (2 if self.encoder_bidirectional else 1)

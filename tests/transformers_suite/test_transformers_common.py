@@ -314,11 +314,10 @@ class RnnSeq2SeqModelTest(ModelTesterMixin, GenerationTesterMixin, unittest.Test
         self.config_tester.run_common_tests()
 
     # The cache holds each decoder layer's states, then (input feeding) the last attentional vector. `config` may be
-    # transformers' decoder view of the config (`get_text_config(decoder=True)`), which moves `decoder_*` fields to
-    # their plain names (`decoder_num_layers` -> `num_layers`, `decoder_hidden_size` -> `hidden_size`).
+    # transformers' decoder view of the config (`get_text_config(decoder=True)`), whose `decoder_*` fields keep the
+    # decoder's sizes (`RnnSeq2SeqConfig.get_text_config`).
     def _check_past_key_values_for_generate(self, batch_size, past_key_values, seq_length, config):
-        depth = config.decoder_num_layers or config.num_layers
-        width = config.decoder_hidden_size or config.hidden_size
+        depth, width = config.decoder_num_layers, config.decoder_hidden_size
         self.assertIsInstance(past_key_values, RnnCache)
         self.assertEqual(len(past_key_values), depth + (1 if config.input_feeding else 0))
         states = [2 if config.cell_type == "lstm" else 1] * depth + ([1] if config.input_feeding else [])
