@@ -119,9 +119,10 @@ def run_study(name: str) -> None:
 
     def feature_method(init: str):
         """The backbone's pooled states (fixed; random weights, seed 0, for scratch), standardized, then a logistic
-        regression (scikit-learn defaults) on the labeled series."""
+        regression (scikit-learn defaults) on the labeled series; on the GPU where there is one."""
         torch.manual_seed(0)
         model = classifier_from(inits[init], model_args, train_values.size(2), num_classes)
+        model.to("cuda" if torch.cuda.is_available() else "cpu")
         test_features = pooled_series_features(model, test_values)
 
         def run(num_labels: str, seed: int) -> dict:
@@ -135,10 +136,8 @@ def run_study(name: str) -> None:
     def baseline(function):
         def run(num_labels: str, seed: int) -> dict:
             rows = labeled(num_labels, seed)
-            accuracy = (
-                function(rows, test, seed) if function is rocket_classifier_accuracy else function(rows, test)
-            )
-            return {"accuracy": accuracy}
+            seeded = (seed,) if function is rocket_classifier_accuracy else ()
+            return {"accuracy": function(rows, test, *seeded)}
 
         return run
 

@@ -161,6 +161,36 @@ def test_step_scores_become_point_scores():
         step_scores_to_points(step_scores[:2], 10, 4, 3)
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_series_helpers_run_where_the_model_is(tmp_path):
+    """After `Trainer` the model sits on the GPU while the studies keep their series on the CPU: the helpers move
+    each batch to the model and the results back, and give what the same model gives on the CPU."""
+    values = series_tensor(load_ucr("ItalyPowerDemand")["train"])[:16]
+    labels = np.array([0, 1] * 8)
+    settings = SeriesModelArguments(hidden_size=8)
+    autoencoder = pretrain_autoencoder(values, settings, training_arguments(str(tmp_path), 2, 1e-2, 8, 0))
+    classifier = finetune_classifier(autoencoder, settings, values, labels, 2,
+                                     training_arguments(str(tmp_path), 2, 1e-2, 8, 0))  # fmt: skip
+    assert autoencoder.device.type == classifier.device.type == "cuda"
+    errors, _ = reconstruction_errors(autoencoder, values)
+    autoencoder.fit_error_distribution(errors)
+    gpu = (predict_classes(classifier, values), pooled_series_features(classifier, values),
+           reconstruction_errors(autoencoder, values)[1])  # fmt: skip
+    cpu = (predict_classes(classifier.cpu(), values), pooled_series_features(classifier, values),
+           reconstruction_errors(autoencoder.cpu(), values)[1])  # fmt: skip
+    assert gpu[2].device.type == "cpu" and np.array_equal(gpu[0], cpu[0])
+    assert np.allclose(gpu[1], cpu[1], atol=1e-4) and torch.allclose(gpu[2], cpu[2], rtol=1e-3, atol=1e-4)
+    data = load_forecasting_data("airline")
+    config = forecaster_config(
+        data, ForecasterArguments(context_length=24, lags_sequence=[1, 12], hidden_size=8)
+    )
+    ends = first_origin(data, num_windows=1)
+    forecast = rnn_forecast_fn(RnnForTimeSeriesPrediction(config).cuda(), data, ends)
+    window = list(forecast_windows(data, num_windows=1))[0]
+    assert forecast(window.history, 12, 12, (0.1, 0.9), window=window)[0.9].shape == (12,)
+
+
 def run_script(*arguments: str) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, *arguments], capture_output=True, text=True, cwd=REPO, timeout=900,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip

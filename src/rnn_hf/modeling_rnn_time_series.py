@@ -820,9 +820,9 @@ class RnnForSequenceReconstruction(RnnTimeSeriesPreTrainedModel):
         """Fit EncDec-AD's Gaussian `N(mu, Sigma)` to reconstruction errors of normal data: `errors` of shape
         `(num_windows, window_length, input_size)` (`reconstruction_errors` of windows known to be normal), or
         `(num_errors, input_size)`. Saved with the model; `anomaly_scores` appear in the outputs from then on."""
-        errors = errors.reshape(-1, self.config.input_size).to(self.error_mean.dtype)
+        errors = errors.reshape(-1, self.config.input_size).to(self.error_mean.device, self.error_mean.dtype)
         if observed_mask is not None:
-            errors = errors[observed_mask.reshape(-1, self.config.input_size).all(-1)]
+            errors = errors[observed_mask.reshape(-1, self.config.input_size).all(-1).to(errors.device)]
         if errors.size(0) < 2:
             raise ValueError("`fit_error_distribution` needs at least two observed error vectors.")
         mean = errors.mean(0)

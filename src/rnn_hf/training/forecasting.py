@@ -179,13 +179,17 @@ def rnn_forecast_fn(model: RnnForTimeSeriesPrediction, data: ForecastingData, en
         values = np.concatenate([np.full(pad, np.nan), history])[-past:]
         past_features = np.concatenate([np.repeat(features[:1], pad, axis=0), features[:origin]])[-past:]
         known = config.num_time_features > 0
+
+        def tensor(array):  # one series, on the model's device
+            return torch.tensor(array, dtype=torch.float32, device=model.device)[None]
+
         with torch.no_grad():
             sequences = model.generate(
-                past_values=torch.tensor(values, dtype=torch.float32)[None],
-                past_time_features=torch.tensor(past_features)[None] if known else None,
-                future_time_features=torch.tensor(features[origin:])[None] if known else None,
+                past_values=tensor(values),
+                past_time_features=tensor(past_features) if known else None,
+                future_time_features=tensor(features[origin:]) if known else None,
             ).sequences[0]  # (num_samples, prediction_length)
-        levels = np.quantile(sequences.numpy(), list(quantiles), axis=0)  # (Q, prediction_length)
+        levels = np.quantile(sequences.cpu().numpy(), list(quantiles), axis=0)  # (Q, prediction_length)
         return dict(zip(quantiles, levels, strict=True))
 
     return forecast

@@ -189,7 +189,10 @@ def predict_classes(
     model: RnnForTimeSeriesClassification, values: torch.Tensor, batch_size: int = 64
 ) -> np.ndarray:
     model.eval()
-    logits = [model(values[i : i + batch_size]).logits for i in range(0, values.size(0), batch_size)]
+    logits = [
+        model(values[i : i + batch_size].to(model.device)).logits.cpu()
+        for i in range(0, values.size(0), batch_size)
+    ]
     return torch.cat(logits).argmax(-1).numpy()  # (N,)
 
 
@@ -199,13 +202,16 @@ def pooled_series_features(
 ) -> np.ndarray:
     """What the classifier's head reads, one row per series of `(N, T, C)` `values`: the backbone's pooled states
     (`config.classifier_pooling`), in eval mode (no dropout). With a pretrained backbone (`classifier_from`) these
-    are fixed features for a linear model fitted on few labels. Returns `(N, pooled_size)`."""
+    are fixed features for a linear model fitted on few labels. Runs where the model is (`values` on the CPU).
+    Returns `(N, pooled_size)`."""
     model.eval()
     captured: list[torch.Tensor] = []
-    hook = model.classifier.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0]))
+    hook = model.classifier.register_forward_hook(
+        lambda module, inputs, output: captured.append(inputs[0].cpu())
+    )
     try:
         for start in range(0, values.size(0), batch_size):
-            model(values[start : start + batch_size])
+            model(values[start : start + batch_size].to(model.device))
     finally:
         hook.remove()
     return torch.cat(captured).float().numpy()
@@ -224,10 +230,10 @@ def reconstruction_errors(
     model.eval()
     errors, scores = [], []
     for start in range(0, values.size(0), batch_size):
-        outputs = model(values[start : start + batch_size], teacher_forcing=teacher_forcing)
-        errors.append(outputs.reconstruction_errors)
+        outputs = model(values[start : start + batch_size].to(model.device), teacher_forcing=teacher_forcing)
+        errors.append(outputs.reconstruction_errors.cpu())
         scores.append(
-            outputs.anomaly_scores
+            outputs.anomaly_scores.cpu()
             if outputs.anomaly_scores is not None
             else torch.zeros(outputs.reconstruction_errors.shape[:2])
         )
