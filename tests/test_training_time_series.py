@@ -131,8 +131,10 @@ def test_fine_tuning_a_pretrained_backbone_fixed_or_at_a_lower_rate(tmp_path):
     fixed.model.requires_grad_(True)  # then the backbone at 0.1x the head's rate
     trainer = fit(fixed, Dataset.from_dict({"past_values": values.numpy(), "labels": labels}),
                   training_arguments(str(tmp_path), 1, 1e-2, 4, 0), backbone_lr_ratio=0.1)  # fmt: skip
-    rates = sorted(group["initial_lr"] for group in trainer.optimizer.param_groups)
-    assert rates == pytest.approx([1e-3, 1e-2])
+    backbone = {id(p) for p in fixed.model.parameters()}
+    rates = {id(p): group["initial_lr"] for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert len(rates) == len(list(fixed.parameters()))
+    assert all(rate == pytest.approx(1e-3 if key in backbone else 1e-2) for key, rate in rates.items())
 
 
 def test_pooled_features_are_what_the_head_reads():

@@ -19,6 +19,7 @@ from ..data import DataError, load_bible_pairs
 from ..modeling_rnn_seq2seq import RnnForSeq2SeqLM
 from ..pipelines import check_tokenizers
 from .cli import UserError, check_rnn_checkpoint
+from .ulmfit import PretrainedRateMixin
 
 
 @dataclass
@@ -155,26 +156,8 @@ def lm_initialized_parameters(model: RnnForSeq2SeqLM) -> list[torch.nn.Parameter
     return list(unique.values())
 
 
-class PretrainedRateSeq2SeqTrainer(Seq2SeqTrainer):
-    """`Seq2SeqTrainer` whose optimizer moves `pretrained` parameters at `pretrained_lr_ratio` times the learning
-    rate (each of the default weight-decay groups is split in two; `--optim` and the schedule apply unchanged)."""
-
-    def __init__(self, *args, pretrained: list[torch.nn.Parameter], pretrained_lr_ratio: float, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.pretrained_ids, self.pretrained_lr_ratio = {id(p) for p in pretrained}, pretrained_lr_ratio
-
-    def create_optimizer(self, model=None):
-        fresh = self.optimizer is None
-        optimizer = super().create_optimizer(model)
-        if fresh:
-            groups, optimizer.param_groups = optimizer.param_groups, []
-            for group in groups:
-                for pretrained in (False, True):
-                    params = [p for p in group["params"] if (id(p) in self.pretrained_ids) == pretrained]
-                    if params:
-                        scale = self.pretrained_lr_ratio if pretrained else 1.0
-                        optimizer.add_param_group({**group, "params": params, "lr": group["lr"] * scale})
-        return optimizer
+class PretrainedRateSeq2SeqTrainer(PretrainedRateMixin, Seq2SeqTrainer):
+    """`Seq2SeqTrainer` whose `pretrained` parameters learn at `pretrained_lr_ratio` times the rate."""
 
 
 def train_seq2seq(model, source_tokenizer, target_tokenizer, train_pairs: Dataset, pair_args: PairArguments,

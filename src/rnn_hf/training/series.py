@@ -24,6 +24,7 @@ from ..modeling_rnn_time_series import (
     RnnForTimeSeriesPrediction,
     RnnTimeSeriesPreTrainedModel,
 )
+from .ulmfit import PretrainedRateTrainer
 
 
 @dataclass
@@ -96,16 +97,12 @@ def fit(
 ) -> Trainer:
     """Train with `Trainer`; the backbone (`model.model`) learns at `backbone_lr_ratio` times the learning rate
     of the rest (ULMFiT's discriminative rates: a pretrained backbone moves less than a new head)."""
-    optimizer = None
-    if backbone_lr_ratio != 1.0:
+    common = dict(model=model, args=args, train_dataset=rows.with_format("torch"))
+    if backbone_lr_ratio == 1.0:
+        trainer = Trainer(**common)
+    else:
         backbone = [p for p in model.model.parameters() if p.requires_grad]
-        ids = {id(p) for p in backbone}
-        rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-        groups = [{"params": backbone, "lr": args.learning_rate * backbone_lr_ratio}, {"params": rest}]
-        optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, weight_decay=args.weight_decay)
-    trainer = Trainer(
-        model=model, args=args, train_dataset=rows.with_format("torch"), optimizers=(optimizer, None)
-    )
+        trainer = PretrainedRateTrainer(**common, pretrained=backbone, pretrained_lr_ratio=backbone_lr_ratio)
     trainer.train()
     return trainer
 

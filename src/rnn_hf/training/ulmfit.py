@@ -5,6 +5,8 @@
 - `slanted_triangular_schedule`: a short linear warm-up then a long linear decay, as a `LambdaLR`.
 - `GradualUnfreezing`: epoch 1 trains the head only, each later epoch unfreezes the next group down.
 - `EarlyStoppingAfterUnfreezing`: `EarlyStoppingCallback` whose patience starts once every group trains.
+- `PretrainedRateMixin` (`PretrainedRateTrainer`): a `Trainer` whose pretrained weights learn at a fraction of the
+  rate, for models whose pretrained part is not layer groups (a series backbone, an LM-initialized seq2seq model).
 
 Pass the optimizer and schedule to `Trainer(optimizers=(optimizer, scheduler))` and the callbacks to
 `Trainer(callbacks=[...])`; `scripts/finetune.py` shows the whole recipe.
@@ -15,7 +17,7 @@ import math
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
-from transformers import EarlyStoppingCallback, TrainerCallback
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
 
 LayerGroups = list[tuple[str, list[nn.Parameter]]]
 
@@ -110,3 +112,30 @@ class EarlyStoppingAfterUnfreezing(EarlyStoppingCallback):
         if round(state.epoch or 0) < self.start_epoch:
             return
         super().on_evaluate(args, state, control, metrics, **kwargs)
+
+
+class PretrainedRateMixin:
+    """For a `Trainer` subclass: the optimizer moves the `pretrained` parameters at `pretrained_lr_ratio` times the
+    learning rate (each of `Trainer`'s default groups, with and without weight decay, is split in two; `--optim`
+    and the schedule apply unchanged)."""
+
+    def __init__(self, *args, pretrained: list[nn.Parameter], pretrained_lr_ratio: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pretrained_ids, self.pretrained_lr_ratio = {id(p) for p in pretrained}, pretrained_lr_ratio
+
+    def create_optimizer(self, model=None):
+        fresh = self.optimizer is None
+        optimizer = super().create_optimizer(model)
+        if fresh:
+            groups, optimizer.param_groups = optimizer.param_groups, []
+            for group in groups:
+                for pretrained in (False, True):
+                    params = [p for p in group["params"] if (id(p) in self.pretrained_ids) == pretrained]
+                    if params:
+                        scale = self.pretrained_lr_ratio if pretrained else 1.0
+                        optimizer.add_param_group({**group, "params": params, "lr": group["lr"] * scale})
+        return optimizer
+
+
+class PretrainedRateTrainer(PretrainedRateMixin, Trainer):
+    """`Trainer` whose `pretrained` parameters learn at `pretrained_lr_ratio` times the rate."""
