@@ -111,8 +111,7 @@ def run_study(name: str) -> None:
                                           seed)  # fmt: skip
             ratio = 1.0 if init == "scratch" else args.backbone_lr_ratio
             model = finetune_classifier(inits[init], model_args, series_tensor(rows), np.asarray(rows["label"]),
-                                        num_classes, training, freeze_backbone=ratio == 0,
-                                        backbone_lr_ratio=ratio or 1.0)  # fmt: skip
+                                        num_classes, training, backbone_lr_ratio=ratio)  # fmt: skip
             return scores(predict_classes(model, test_values))
 
         return run

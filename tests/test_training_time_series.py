@@ -125,9 +125,12 @@ def test_fine_tuning_a_pretrained_backbone_fixed_or_at_a_lower_rate(tmp_path):
     settings = SeriesModelArguments(hidden_size=8)
     autoencoder = pretrain_autoencoder(values, settings, training_arguments(str(tmp_path), 2, 1e-2, 4, 0))
     pretrained = {name: weight.clone() for name, weight in autoencoder.model.state_dict().items()}
-    fixed = finetune_classifier(autoencoder, settings, values, labels, 2,
-                                training_arguments(str(tmp_path), 3, 1e-2, 4, 0), freeze_backbone=True)  # fmt: skip
-    assert all(torch.equal(weight, pretrained[name]) for name, weight in fixed.model.state_dict().items())
+    short = training_arguments(str(tmp_path), 3, 1e-2, 4, 0)
+    for frozen in ({"freeze_backbone": True}, {"backbone_lr_ratio": 0}):
+        fixed = finetune_classifier(autoencoder, settings, values, labels, 2, short, **frozen)
+        assert all(torch.equal(weight, pretrained[name]) for name, weight in fixed.model.state_dict().items())
+    with pytest.raises(ValueError, match="backbone_lr_ratio must lie in"):
+        finetune_classifier(autoencoder, settings, values, labels, 2, short, backbone_lr_ratio=1.5)
     fixed.model.requires_grad_(True)  # then the backbone at 0.1x the head's rate
     trainer = fit(fixed, Dataset.from_dict({"past_values": values.numpy(), "labels": labels}),
                   training_arguments(str(tmp_path), 1, 1e-2, 4, 0), backbone_lr_ratio=0.1)  # fmt: skip

@@ -172,12 +172,15 @@ def finetune_classifier(
     backbone_lr_ratio: float = 1.0,
 ) -> RnnForTimeSeriesClassification:
     """A classifier trained on labeled `(N, T, C)` series, its backbone copied from `pretrained` (a forecaster or
-    an autoencoder) or random (None); `freeze_backbone` trains the head alone on the backbone's pooled features,
-    `backbone_lr_ratio` scales the backbone's learning rate (see `fit`)."""
+    an autoencoder) or random (None); `freeze_backbone` (or `backbone_lr_ratio=0`) trains the head alone on the
+    backbone's pooled features, `backbone_lr_ratio` scales the backbone's learning rate (see `fit`)."""
+    if not 0 <= backbone_lr_ratio <= 1:
+        raise ValueError(f"backbone_lr_ratio must lie in [0, 1], got {backbone_lr_ratio}")
+    frozen = freeze_backbone or backbone_lr_ratio == 0
     model = classifier_from(pretrained, model_args, values.size(2), num_labels)
-    model.model.requires_grad_(not freeze_backbone)
+    model.model.requires_grad_(not frozen)
     rows = Dataset.from_dict({"past_values": values.numpy(), "labels": np.asarray(labels)})
-    fit(model, rows, args, backbone_lr_ratio)
+    fit(model, rows, args, 1.0 if frozen else backbone_lr_ratio)
     return model
 
 
