@@ -9,5 +9,9 @@ echo "== bench_core.py"
 timeout 100 $PY benchmarks/bench_core.py --device cuda
 echo "== bench_generate.py"
 timeout 100 $PY benchmarks/bench_generate.py --device cuda
-echo "== pytest -m gpu"
-timeout 200 $PY -m pytest -m gpu -q -p no:cacheprovider tests
+echo "== pytest -m gpu (the GPU machine's image lacks datasets and aeon: carry their wheels, see the device README)"
+if $PY -c "import datasets, aeon" 2>/dev/null; then
+    timeout 200 $PY -m pytest -m gpu -q -p no:cacheprovider tests/test_training_time_series.py
+else
+    echo "skipped: datasets or aeon is not installed"
+fi
