@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The speed benchmarks on a GPU, in one call (each with its own time limit): bench_core.py (a training step and
 # generation, rnn_hf against a raw nn.LSTM) and bench_generate.py (the demo's LSTM LM against a GPT-2 of similar
-# size); then the tests marked gpu. Prints what they print; nothing is written. Usage: bash benchmarks/gpu_check.sh [python]
+# size); then the tests marked gpu. Prints what they print; nothing is written.
+# Usage: bash benchmarks/gpu_check.sh [python]
 set -u
 PY=${1:-python}
 $PY -c "import torch; assert torch.cuda.is_available(), 'no GPU'; print(torch.cuda.get_device_name(0))" || exit 1
