@@ -182,6 +182,26 @@ def test_self_trained_features_read_the_cached_pool(tiny_checkpoint, tmp_path):
         feature_method("f", "f", tiny_checkpoint, data, task="regression", self_training="predicted")
 
 
+def test_plain_features_read_only_the_drawn_pool_documents(tiny_checkpoint, tmp_path):
+    data = load_finetuning_data(DataArguments(), tiny_checkpoint)
+    data = FinetuningData(data.pool.select(range(200)), data.test.select(range(40)), data.description)
+    method = feature_method(
+        "clm_features", "plain", tiny_checkpoint, data, max_seq_length=16, cache_dir=tmp_path
+    )
+    first = method.run("2", 0)
+    (cached,) = tmp_path.glob("features-*.npz")
+    with np.load(cached) as saved:  # 2 labels for each of 5 classes: 10 pool rows, not 200
+        assert 0 < len(saved["pool_rows"]) == len(saved["pool"]) <= 10 and len(saved["test"]) == 40
+        drawn = set(saved["pool_rows"].tolist())
+    method.run("2", 1)  # another draw adds its rows, keeps the first ones
+    with np.load(cached) as saved:
+        assert drawn < set(saved["pool_rows"].tolist()) and len(saved["pool_rows"]) <= 20
+    rerun = feature_method(
+        "clm_features", "plain", tiny_checkpoint, data, max_seq_length=16, cache_dir=tmp_path
+    )
+    assert rerun.run("2", 0) == pytest.approx(first)  # read from the file, rows in the draw's order
+
+
 def run_script(argv):
     result = subprocess.run(
         [sys.executable, str(SCRIPT), *argv], capture_output=True, text=True, env=ENV, timeout=600

@@ -443,12 +443,13 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
                    classifier_bptt: int | None = None, from_scratch: bool = False, self_training: str | None = None,
                    cache_dir: Path | None = None) -> Method:  # fmt: skip
     """The pretrained network as a fixed feature extractor, no fine-tuning: its pooled states (`pooled_features`,
-    computed once per study for the pool and the test documents, and kept in `cache_dir` when given, so that a
-    rerun or a second method on the same features reads them), standardized, then the TF-IDF baseline's linear
-    model (scikit-learn defaults) on the N labeled documents `finetune` would draw. `from_scratch`: the same network
-    with random weights (seed 0), the control that shows what pretraining adds to the features. `self_training`
-    (classification; a quota of `SELF_TRAINING_QUOTAS`): standardized on the whole pool, then
-    `self_trained_linear_model` with that quota on the pool's unlabeled documents."""
+    computed once per study for the test documents and for the pool documents the draws need, the whole pool when
+    self-training, and kept in `cache_dir` when given, so that a rerun or a second method on the same features reads
+    them), standardized, then the TF-IDF baseline's linear model (scikit-learn defaults) on the N labeled documents
+    `finetune` would draw. `from_scratch`: the same network with random weights (seed 0), the control that shows
+    what pretraining adds to the features. `self_training` (classification; a quota of `SELF_TRAINING_QUOTAS`):
+    standardized on the whole pool, then `self_trained_linear_model` with that quota on the pool's unlabeled
+    documents."""
     if self_training and task == "regression":
         raise UserError("self-training picks confident class labels: it needs a classification task")
     if self_training not in (None, *SELF_TRAINING_QUOTAS):
@@ -456,7 +457,6 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
     settings = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length,
                 "classifier_bptt": classifier_bptt, "test": len(data.test), **({"from_scratch": True} if from_scratch
                                                                                    else {})}  # fmt: skip
-    cache: dict[str, np.ndarray] = {}
     cache_file = None
     # the file's name follows the settings, the documents and the checkpoint's weight files (retrained: new features)
     if cache_dir is not None:
@@ -466,36 +466,55 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
                                "weights": weights}, sort_keys=True)  # fmt: skip
         cache_file = Path(cache_dir) / f"features-{hashlib.sha1(identity.encode()).hexdigest()[:12]}.npz"
 
-    def features() -> dict[str, np.ndarray]:
-        if not cache and cache_file is not None and cache_file.is_file():
-            with np.load(cache_file) as saved:
-                cache.update({split: saved[split] for split in saved.files})
-        if not cache:
+    # "test", and the pool rows computed so far ("pool_rows") with their features ("pool")
+    cache: dict[str, np.ndarray] = {}
+    loaded: dict = {}
+
+    def compute(texts) -> np.ndarray:
+        if not loaded:
             kind = TASKS[task](DataArguments(task=task, max_seq_length=max_seq_length))
             kind.prepare_labels(data.pool, data.test)  # the label names the classifier's config needs
             set_seed(0)
             model = load_model(ModelArguments(str(checkpoint), from_scratch=from_scratch, freeze_backbone=True,
                                               classifier_bptt=classifier_bptt), kind, Path(checkpoint), quiet=True)  # fmt: skip
             # on the GPU where there is one, as fine-tuning's Trainer would put it
-            model.to("cuda" if torch.cuda.is_available() else "cpu")
-            tokenizer = AutoTokenizer.from_pretrained(checkpoint)
-            for split, rows in (("pool", data.pool), ("test", data.test)):
-                cache[split] = pooled_features(model, tokenizer, rows["text"], max_seq_length)
+            loaded.update(model=model.to("cuda" if torch.cuda.is_available() else "cpu"),
+                          tokenizer=AutoTokenizer.from_pretrained(checkpoint))  # fmt: skip
+        return pooled_features(loaded["model"], loaded["tokenizer"], texts, max_seq_length)
+
+    def features(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The features of the pool's `rows` and of the test documents. A pool row is read the first time a draw
+        needs it: without self-training a study reads a few hundred documents of a pool that may hold tens of
+        thousands."""
+        if not cache and cache_file is not None and cache_file.is_file():
+            with np.load(cache_file) as saved:
+                cache.update({split: saved[split] for split in saved.files})
+            cache.setdefault("pool_rows", np.arange(len(cache["pool"])))  # a file of the whole pool
+        if not cache:
+            test = compute(data.test["text"])
+            cache.update(test=test, pool_rows=np.zeros(0, dtype=int), pool=test[:0])
+        missing = np.setdiff1d(rows, cache["pool_rows"])
+        if len(missing):
+            new = compute(data.pool.select(missing.tolist())["text"])
+            cache.update(pool=np.concatenate([cache["pool"], new]),
+                         pool_rows=np.concatenate([cache["pool_rows"], missing]))  # fmt: skip
             if cache_file is not None:
                 cache_file.parent.mkdir(parents=True, exist_ok=True)
                 np.savez(cache_file, **cache)
-        return cache
+        order = np.argsort(cache["pool_rows"])
+        return cache["pool"][order[np.searchsorted(cache["pool_rows"], rows, sorter=order)]], cache["test"]
 
     row_of = {text: row for row, text in enumerate(data.pool["text"])}  # duplicates share their features
 
     def run(num_labels: str, seed: int) -> dict:
         labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
-        rows = [row_of[text] for text in labeled["text"]]
-        pool, test = features()["pool"], features()["test"]
+        rows = np.array([row_of[text] for text in labeled["text"]], dtype=int)
         if not self_training:
+            train, test = features(rows)
             return linear_model_scores(
-                pool[rows], labeled["label"], test, data.test["label"], task, standardize=True
+                train, labeled["label"], test, data.test["label"], task, standardize=True
             )
+        pool, test = features(np.arange(len(data.pool)))
         scaler = StandardScaler().fit(pool)
         unlabeled = np.setdiff1d(np.arange(len(pool)), rows)
         model = self_trained_linear_model(scaler.transform(pool[rows]), labeled["label"],
