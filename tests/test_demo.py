@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,12 +39,15 @@ def test_demo_quick_runs_every_step(tmp_path):
     ).exists()
 
 
-def test_the_demo_quotes_the_committed_three_stage_study_at_its_number_of_labels():
+def test_the_demo_quotes_the_committed_studies_at_its_number_of_labels_with_their_make_targets():
     spec = importlib.util.spec_from_file_location("demo", ROOT / "scripts" / "demo.py")
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)  # definitions only: main() runs under __name__ == "__main__"
-    assert len(demo.STUDIES) == 2  # on 2 CPU cores with the demo's network, on one GPU with ULMFiT's
-    for study in demo.STUDIES:
+    # BBC on 2 CPU cores with the demo's network, on one GPU with ULMFiT's; spam filtering
+    assert len(demo.STUDIES) == 3
+    targets = re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    for study, how in demo.STUDIES.items():
+        assert re.search(r"`make ([\w-]+)`", how)[1] in targets, how  # the one command that reproduces it
         lines = study_summary_lines(ROOT / study, 10)
         assert "N=10" in lines[0] and lines[-1].startswith("  reproduce: python scripts/label_efficiency.py")
         assert any(line.strip().startswith("TF-IDF + logistic regression") for line in lines)
