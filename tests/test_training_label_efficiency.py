@@ -13,6 +13,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from transformers import AutoTokenizer
 
+import rnn_hf.training.label_efficiency as label_efficiency_module
 from rnn_hf import RnnForSequenceClassification
 from rnn_hf.data import DataError, DocumentSplit, load_trump_tweets
 from rnn_hf.layers import pool_sequence
@@ -182,7 +183,7 @@ def test_self_trained_features_read_the_cached_pool(tiny_checkpoint, tmp_path):
         feature_method("f", "f", tiny_checkpoint, data, task="regression", self_training="predicted")
 
 
-def test_plain_features_read_only_the_drawn_pool_documents(tiny_checkpoint, tmp_path):
+def test_plain_features_read_only_the_drawn_pool_documents(tiny_checkpoint, tmp_path, monkeypatch):
     data = load_finetuning_data(DataArguments(), tiny_checkpoint)
     data = FinetuningData(data.pool.select(range(200)), data.test.select(range(40)), data.description)
     method = feature_method(
@@ -199,7 +200,14 @@ def test_plain_features_read_only_the_drawn_pool_documents(tiny_checkpoint, tmp_
     rerun = feature_method(
         "clm_features", "plain", tiny_checkpoint, data, max_seq_length=16, cache_dir=tmp_path
     )
+
+    def encode(*args, **kwargs):
+        raise AssertionError("the file holds these rows: nothing should be encoded again")
+
+    monkeypatch.setattr(label_efficiency_module, "pooled_features", encode)
     assert rerun.run("2", 0) == pytest.approx(first)  # read from the file, rows in the draw's order
+    with pytest.raises(AssertionError, match="encoded again"):  # a draw the file lacks is encoded
+        rerun.run("2", 2)
 
 
 def run_script(argv):
