@@ -75,12 +75,14 @@ study: venv
 # words that install offline), a causal LM on it (3,600 steps, resumable), that LM continued on BBC News's unlabeled
 # training documents (the demo's 560 steps, discriminative rates, slanted triangular schedule), then the
 # label-efficiency study on its fixed features, self-trained on the unlabeled pool.
+# $(call resume,DIR): pretrain.py's flag to resume the run in DIR from its latest checkpoint, when it has one
+resume = $(if $(wildcard $(1)/checkpoints/step_*),--resume_from_checkpoint latest)
 CLM_RECIPE = --objective clm --seed 0 --per_device_train_batch_size 16 --learning_rate 3e-3 --no_eval_each_epoch
 three-stages: venv
 	test -f data/general.jsonl || $(BIN)/python scripts/build_general_corpus.py --output_file data/general.jsonl
 	test -f runs/general_lm/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(CLM_RECIPE) \
 		--train_file data/general.jsonl --output_dir runs/general_lm --max_train_steps 3600 --checkpointing_steps 400 \
-		$(if $(wildcard runs/general_lm/checkpoints/step_*),--resume_from_checkpoint latest)
+		$(call resume,runs/general_lm)
 	test -f runs/bbc_from_general/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py \
 		$(CLM_RECIPE) --model_name_or_path runs/general_lm --output_dir runs/bbc_from_general --max_train_steps 560 \
 		--discriminative_lr_decay 2.6 --lr_scheduler_type slanted_triangular
@@ -95,7 +97,7 @@ spam: venv
 	test -f data/spam.jsonl || $(BIN)/python scripts/export_text_data.py spam_assassin data/spam.jsonl
 	test -f runs/spam_lm_2epochs/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(CLM_RECIPE) \
 		--train_file data/spam.jsonl --output_dir runs/spam_lm_2epochs --max_train_steps 2712 --checkpointing_steps 400 \
-		$(if $(wildcard runs/spam_lm_2epochs/checkpoints/step_*),--resume_from_checkpoint latest)
+		$(call resume,runs/spam_lm_2epochs)
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --train_file data/spam.jsonl \
 		--clm_checkpoint runs/spam_lm_2epochs --num_labels_list 10 100 --max_seq_length 1024 --classifier_bptt 128 \
 		--features only --seeds 0 1 2 3 4 5 6 7 8 9 --work_dir runs/le_spam_2epochs_whole \
@@ -108,7 +110,7 @@ imdb: venv
 	test -f data/imdb.jsonl || $(BIN)/python scripts/export_text_data.py imdb data/imdb.jsonl
 	test -f runs/imdb_lm_epoch/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(CLM_RECIPE) \
 		--train_file data/imdb.jsonl --output_dir runs/imdb_lm_epoch --num_train_epochs 1 --checkpointing_steps 500 \
-		$(if $(wildcard runs/imdb_lm_epoch/checkpoints/step_*),--resume_from_checkpoint latest)
+		$(call resume,runs/imdb_lm_epoch)
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --train_file data/imdb.jsonl \
 		--clm_checkpoint runs/imdb_lm_epoch --num_labels_list 10 100 --max_seq_length 128 --features only \
 		--work_dir runs/le_imdb_epoch_128 --output_dir docs/results/imdb_lm_epoch_128
