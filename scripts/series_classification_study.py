@@ -20,9 +20,8 @@ import torch
 from sklearn.metrics import f1_score
 from transformers.utils import logging as hf_logging
 
-from rnn_hf import RnnForSequenceReconstruction, RnnForTimeSeriesPrediction
 from rnn_hf.data import DataError
-from rnn_hf.data.series import draw_labeled, load_ucr
+from rnn_hf.data.series import GENERAL_UCR_SETS, draw_labeled, load_ucr
 from rnn_hf.training import exit_on_user_error
 from rnn_hf.training.label_efficiency import Method, label_efficiency, linear_model_scores
 from rnn_hf.training.series import (
@@ -31,8 +30,7 @@ from rnn_hf.training.series import (
     finetune_classifier,
     pooled_series_features,
     predict_classes,
-    pretrain_autoencoder,
-    pretrain_forecaster,
+    pretrained_backbones,
     series_tensor,
     training_arguments,
 )
@@ -43,6 +41,8 @@ parser.add_argument("--datasets", nargs="+", default=["GunPoint", "ArrowHead", "
 parser.add_argument("--num_labels_list", nargs="+", default=["1", "2", "5", "all"])
 parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
 parser.add_argument("--pretraining_steps", type=int, default=600)
+parser.add_argument("--general_pretraining_steps", type=int, default=0, help="first pretrain this long on "
+                    "rnn_hf.data.series.general_series_windows (every other offline series; 0: no general stage)")  # fmt: skip
 parser.add_argument("--finetuning_steps", type=int, default=150)
 parser.add_argument("--learning_rate", type=float, default=3e-3)
 parser.add_argument(
@@ -54,32 +54,21 @@ parser.add_argument(
 parser.add_argument("--features", nargs="?", const="also", choices=["also", "only"], help="each backbone (random "
                     "weights for scratch) also, or only, as fixed features + logistic regression")  # fmt: skip
 parser.add_argument("--hidden_size", type=int, default=64)
+parser.add_argument("--no_baselines", action="store_true", help="the RNNs alone (no ROCKET, no 1-NN DTW)")
 parser.add_argument("--equal_length", action="store_true", help="equal-length sets (for ROCKET)")
 parser.add_argument("--work_dir", default="runs/series_classification", help="pretrained models and runs")
 parser.add_argument("--output_dir", default="runs/series_classification", help="docs/results for make")
 args = parser.parse_args()
+if args.general_pretraining_steps < 0 or args.pretraining_steps < (
+    0 if args.general_pretraining_steps else 1
+):
+    parser.error("--pretraining_steps must be at least 1 (0 only after --general_pretraining_steps)")
 if not 0 <= args.backbone_lr_ratio <= 1:
     parser.error(f"--backbone_lr_ratio must lie in [0, 1], got {args.backbone_lr_ratio}")
 hf_logging.set_verbosity_error()
 warnings.filterwarnings("ignore", message=".*unsafe cast.*")
 model_args = SeriesModelArguments(hidden_size=args.hidden_size)
 command = "python scripts/series_classification_study.py " + " ".join(sys.argv[1:])
-
-
-def pretrained(kind: str, model_class, train_values: torch.Tensor, directory: Path):
-    """The set's forecaster or autoencoder, trained once on the unlabeled training series (then reloaded)."""
-    if (directory / "model.safetensors").is_file():
-        return model_class.from_pretrained(directory)
-    torch.manual_seed(0)
-    training = training_arguments(
-        str(directory / "trainer"), args.pretraining_steps, args.learning_rate, 16, 0
-    )
-    if kind == "forecast":
-        model = pretrain_forecaster(train_values, model_args, training)
-    else:
-        model = pretrain_autoencoder(train_values, model_args, training)
-    model.save_pretrained(directory)
-    return model
 
 
 def run_study(name: str) -> None:
@@ -91,10 +80,9 @@ def run_study(name: str) -> None:
     train_values, test_values = series_tensor(train), series_tensor(test)
     test_labels = np.asarray(test["label"])
     work_dir = Path(args.work_dir) / (name + ("_equal_length" if args.equal_length else ""))
-    inits = {"scratch": None,
-             "forecast": pretrained("forecast", RnnForTimeSeriesPrediction, train_values, work_dir / "forecaster"),
-             "reconstruct": pretrained("reconstruct", RnnForSequenceReconstruction, train_values,
-                                       work_dir / "autoencoder")}  # fmt: skip
+    exclude = {name} & set(GENERAL_UCR_SETS)  # the general stage must not see the set's test split
+    inits = {"scratch": None, **pretrained_backbones(train_values, model_args, work_dir, args.pretraining_steps,
+                                                     args.learning_rate, args.general_pretraining_steps, exclude)}  # fmt: skip
 
     def labeled(num_labels: str, seed: int):
         return draw_labeled(train, None if num_labels == "all" else int(num_labels), seed)
@@ -145,6 +133,8 @@ def run_study(name: str) -> None:
     pretrained_settings = {**settings, "set": name}
     if args.backbone_lr_ratio != 1:
         pretrained_settings["backbone_lr_ratio"] = args.backbone_lr_ratio
+    general = {"general_pretraining_steps": args.general_pretraining_steps} if args.general_pretraining_steps else {}  # fmt: skip
+    pretrained_settings |= general
     methods = [
         Method(
             "rocket", "ROCKET (aeon, 10,000 kernels)", baseline(rocket_classifier_accuracy), {"set": name}
@@ -155,12 +145,12 @@ def run_study(name: str) -> None:
         Method(
             "reconstruct", "RNN pretrained by reconstruction", rnn_method("reconstruct"), pretrained_settings
         ),
-    ][: None if args.features != "only" else 2]
+    ][2 * args.no_baselines : None if args.features != "only" else 2]
     legends = {"scratch": "RNN, random weights", "forecast": "RNN pretrained by forecasting",
                "reconstruct": "RNN pretrained by reconstruction"}  # fmt: skip
     methods += [Method(f"{init}_features", f"{legend}, fixed features + logistic regression", feature_method(init),
                        {"model": asdict(model_args), "set": name, "features": True}
-                       | ({} if init == "scratch" else {"pretraining_steps": args.pretraining_steps}))
+                       | ({} if init == "scratch" else {"pretraining_steps": args.pretraining_steps} | general))
                 for init, legend in legends.items() if args.features]  # fmt: skip
     features_text = (" Fixed features: the backbone's pooled states (last, max, mean), standardized, then a "
                      "logistic regression (scikit-learn defaults) on the labeled series.") if args.features else ""  # fmt: skip
@@ -179,10 +169,18 @@ def run_study(name: str) -> None:
         intro=[
             f"Test accuracy (%, mean ± std over seeds) on the {len(test)} series of {name}'s test split, "
             f"{num_classes} classes, against the number of labeled training series per class (drawn from its "
-            f"{len(train)} training series). The RNNs ({model_args}) pretrain on the {len(train)} training series "
+            f"{len(train)} training series). The RNNs ({model_args}) pretrain"
+            + (
+                f" for {args.general_pretraining_steps} steps on 128-step windows of every other series that "
+                f"installs offline (general_series_windows, {name} left out), then"
+                if general
+                else ""
+            )
+            + f" on the {len(train)} training series "
             f"without labels ({args.pretraining_steps} steps: forecasting = next-value likelihood, "
             f"reconstruction = EncDec-AD), then fine-tune for {args.finetuning_steps} steps (lr "
-            f"{args.learning_rate}, batch 16; {backbone_rate}). ROCKET and 1-NN DTW train on the same labeled series."
+            f"{args.learning_rate}, batch 16; {backbone_rate})."
+            + ("" if args.no_baselines else " ROCKET and 1-NN DTW train on the same labeled series.")
             + features_text
             + (" Series: the archive's equal-length version of the set." if args.equal_length else "")
         ],

@@ -9,7 +9,9 @@ from datasets import ClassLabel
 
 from rnn_hf.data.series import (
     ANOMALY_COLUMN,
+    GENERAL_SERIES_SOURCES,
     draw_labeled,
+    general_series_windows,
     load_kdd_tsad_135,
     load_ucr,
     one_class_split,
@@ -100,6 +102,25 @@ def test_windows_by_hand():
     assert windows(np.zeros((5, 2)), window=4, stride=1).shape == (2, 4, 2)
     with pytest.raises(ValueError, match="shorter than one window"):
         windows(series, window=8, stride=1)
+
+
+def test_general_series_windows_cut_long_series_pad_short_ones_and_leave_out_what_is_excluded(gunpoint):
+    keep = {"GunPoint", "ItalyPowerDemand"}
+    general = general_series_windows(exclude=set(GENERAL_SERIES_SOURCES) - keep, window=128, stride=64)
+    # GunPoint: 200 series of 150 steps, two windows each (at 0 and at 22, ending on the last step); ItalyPowerDemand:
+    # 1,096 series of 24 steps, one padded window each
+    assert general.shape == (200 * 2 + 1096, 128) and general.dtype == np.float32
+    first = np.asarray(gunpoint["train"][0]["values"][0], dtype=np.float32)
+    np.testing.assert_array_equal(general[0], first[:128])
+    np.testing.assert_array_equal(general[1], first[22:])
+    assert not np.isnan(general[:400]).any()
+    assert np.isnan(general[400:, 24:]).all() and not np.isnan(general[400:, :24]).any()
+    without = general_series_windows(exclude=set(GENERAL_SERIES_SOURCES) - {"ItalyPowerDemand"}, window=128)
+    np.testing.assert_array_equal(without, general[400:])
+    with pytest.raises(ValueError, match=r"cannot exclude \['GunPont'\]"):
+        general_series_windows(exclude=["GunPont"])
+    with pytest.raises(ValueError, match="every general series source is excluded"):
+        general_series_windows(exclude=GENERAL_SERIES_SOURCES)
 
 
 def test_window_scores_to_points_takes_the_max_of_covering_windows():

@@ -14,7 +14,7 @@ from datasets import Dataset
 
 from rnn_hf import RnnForSequenceReconstruction, RnnForTimeSeriesPrediction
 from rnn_hf.data.forecasting import load_forecasting_data
-from rnn_hf.data.series import load_ucr, windows
+from rnn_hf.data.series import GENERAL_SERIES_SOURCES, load_ucr, windows
 from rnn_hf.training.forecast_evaluation import evaluate, forecast_windows
 from rnn_hf.training.forecasting import (
     ForecasterArguments,
@@ -34,6 +34,8 @@ from rnn_hf.training.series import (
     predict_classes,
     pretrain_autoencoder,
     pretrain_forecaster,
+    pretrain_once,
+    pretrained_backbones,
     reconstruction_errors,
     series_tensor,
     step_scores_to_points,
@@ -140,6 +142,57 @@ def test_fine_tuning_a_pretrained_backbone_fixed_or_at_a_lower_rate(tmp_path):
     assert all(rate == pytest.approx(1e-3 if key in backbone else 1e-2) for key, rate in rates.items())
 
 
+def test_a_later_pretraining_stage_starts_from_the_earlier_one(tmp_path):
+    """`pretrain_once` continues `init` (windows of another length), saves, and reloads instead of retraining."""
+    settings = SeriesModelArguments(hidden_size=8)
+    values = series_tensor(load_ucr("ItalyPowerDemand")["train"])[:16]  # (16, 24, 1)
+    longer = torch.from_numpy(windows(np.sin(np.arange(400.0) / 5), window=64, stride=32))[..., None].float()
+    for kind in ("forecast", "reconstruct"):
+        first = pretrain_once(kind, longer, settings, tmp_path / kind / "general", 3, 1e-2)
+        unchanged = pretrain_once(
+            kind, values, settings, tmp_path / kind / "domain", 2, 0.0, init=first
+        )  # lr 0
+        for name, weight in first.state_dict().items():
+            torch.testing.assert_close(unchanged.state_dict()[name], weight)
+        assert pretrain_once(kind, values, settings, tmp_path / kind / "again", 0, 1e-2, init=first) is first
+        reloaded = pretrain_once(
+            kind, values, settings, tmp_path / kind / "general", 3, 1e-2
+        )  # saved: no training
+        torch.testing.assert_close(reloaded.state_dict(), first.state_dict())
+    wider = SeriesModelArguments(hidden_size=16)
+    with pytest.raises(ValueError, match="does not fit these model arguments"):
+        pretrain_once("reconstruct", values, wider, tmp_path / "wider", 2, 1e-2, init=first)
+    with pytest.raises(
+        ValueError, match="cannot continue a RnnForSequenceReconstruction as a RnnForTimeSeriesPre"
+    ):
+        pretrain_once("forecast", values, settings, tmp_path / "kind", 2, 1e-2, init=first)
+    with pytest.raises(ValueError, match="kind must be 'forecast' or 'reconstruct'"):
+        pretrain_once("classify", values, settings, tmp_path / "classify", 2, 1e-2)
+
+
+def test_backbones_pretrained_in_two_stages_on_general_windows_then_the_set(tmp_path):
+    settings = SeriesModelArguments(hidden_size=8)
+    values = series_tensor(load_ucr("GunPoint")["train"])[:8]
+    exclude = set(GENERAL_SERIES_SOURCES) - {"ItalyPowerDemand"}  # the general stage reads one small source
+    models = pretrained_backbones(values, settings, tmp_path, 2, 1e-2, general_steps=3, exclude=exclude)
+    assert isinstance(models["forecast"], RnnForTimeSeriesPrediction)
+    assert isinstance(models["reconstruct"], RnnForSequenceReconstruction)
+    assert {path.name for path in tmp_path.iterdir()} == {
+        "general_forecaster_3",
+        "forecaster_after_general_3",
+        "general_autoencoder_3",
+        "autoencoder_after_general_3",
+    }
+    general = RnnForSequenceReconstruction.from_pretrained(tmp_path / "general_autoencoder_3")
+    assert not torch.equal(general.model.recurrent.layers[0].weight_hh_l0,
+                           models["reconstruct"].model.recurrent.layers[0].weight_hh_l0)  # fmt: skip
+    with pytest.raises(ValueError, match="univariate series; these have 3 channels"):
+        pretrained_backbones(values.repeat(1, 1, 3), settings, tmp_path / "x", 2, 1e-2, general_steps=3)
+    plain = pretrained_backbones(values, settings, tmp_path / "plain", 2, 1e-2)
+    assert {path.name for path in (tmp_path / "plain").iterdir()} == {"forecaster", "autoencoder"}
+    assert plain.keys() == models.keys()
+
+
 def test_pooled_features_are_what_the_head_reads():
     values = series_tensor(load_ucr("ItalyPowerDemand")["train"])[:5]
     settings = SeriesModelArguments(hidden_size=8)
@@ -216,6 +269,17 @@ def test_classification_study_refuses_unequal_lengths_before_training(tmp_path):
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())  # nothing trained or written
 
 
+def test_classification_study_refuses_a_general_stage_for_a_multivariate_set(tmp_path):
+    result = subprocess.run([sys.executable, "scripts/series_classification_study.py", "--datasets", "BasicMotions",
+                             "--general_pretraining_steps", "5", "--work_dir", str(tmp_path)],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: the general stage pretrains on univariate series; these have 6 channels"
+    )
+    assert not list(tmp_path.rglob("*.safetensors"))  # nothing trained
+
+
 @pytest.mark.slow
 def test_the_three_study_scripts_run_and_resume(tmp_path):
     out = tmp_path / "forecasting"
@@ -256,6 +320,13 @@ def test_the_three_study_scripts_run_and_resume(tmp_path):
     assert "RNN pretrained by forecasting" in report and "ROCKET" in report
     assert "RNN pretrained by reconstruction, fixed features + logistic regression" in report
     assert "the pretrained backbones at 0.5 x that rate" in report
+    out = tmp_path / "general"
+    run_script("scripts/series_classification_study.py", "--datasets", "ItalyPowerDemand", "--seeds", "0",
+               "--num_labels_list", "1", "--general_pretraining_steps", "3", "--pretraining_steps", "2",
+               "--finetuning_steps", "2", "--no_baselines", "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
+    report = (out / "series_classification_ItalyPowerDemand.md").read_text()
+    assert "for 3 steps on 128-step windows of every other series" in report and "ROCKET" not in report
+    assert (out / "ItalyPowerDemand" / "general_autoencoder_3" / "model.safetensors").is_file()
 
     out = tmp_path / "anomaly"
     run_script("scripts/anomaly_study.py", "--max_steps", "3", "--window", "32", "--output_dir", str(out))

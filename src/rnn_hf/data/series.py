@@ -16,8 +16,14 @@ sliding windows:
 And a UCR set turned into a one-class problem (one class is normal, every other class an anomaly):
 
     normal_train, validation, test, test_labels = one_class_split("GunPoint", "1", seed=0, validation_fraction=0.2)
+
+For a general pretraining stage (ULMFiT's general-domain stage, for series), unlabeled windows of every
+univariate series that installs offline, the set under study left out:
+
+    general = general_series_windows(exclude=["GunPoint"], window=128, stride=64)   # (num_windows, 128)
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -26,6 +32,7 @@ from aeon.datasets import load_classification
 from aeon.datasets import load_kdd_tsad_135 as aeon_load_kdd_tsad_135
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
+from .forecasting import FORECASTING_DATASETS, load_forecasting_data
 from .text import DataError, sample_per_class
 
 ANOMALY_COLUMN = "is_anomaly"
@@ -287,3 +294,67 @@ def window_scores_to_points(
     for start, score in zip(starts, window_scores, strict=True):
         np.maximum(point_scores[start : start + window], score, out=point_scores[start : start + window])
     return point_scores
+
+
+GENERAL_UCR_SETS = ("ACSF1", "ArrowHead", "GunPoint", "ItalyPowerDemand", "OSULeaf", "PickupGestureWiimoteZ")
+"""The univariate UCR sets shipped with aeon that `general_series_windows` reads (both splits, without labels)."""
+GENERAL_SERIES_SOURCES = (*GENERAL_UCR_SETS, *FORECASTING_DATASETS, "KDD-TSAD_135")
+"""Every source of `general_series_windows`, by the name its `exclude` takes."""
+
+
+def _general_sources() -> dict[str, Callable[[], Iterable[np.ndarray]]]:
+    """Name -> a loader of that source's univariate series, each (T,) float32, NaN where missing."""
+
+    def ucr(name: str):
+        return lambda: (
+            np.asarray(values[0], dtype=np.float32)
+            for split in load_ucr(name).values()
+            for values in split["values"]
+        )
+
+    def forecasting(name: str):
+        return lambda: (
+            np.asarray(t, dtype=np.float32) for t in load_forecasting_data(name).dataset["target"]
+        )
+
+    def kdd():
+        series = load_kdd_tsad_135()
+        return [np.concatenate([series.train, series.test])]
+
+    return {
+        **{name: ucr(name) for name in GENERAL_UCR_SETS},
+        **{name: forecasting(name) for name in FORECASTING_DATASETS},
+        "KDD-TSAD_135": kdd,
+    }
+
+
+def general_series_windows(exclude: Iterable[str] = (), window: int = 128, stride: int = 64) -> np.ndarray:
+    """Unlabeled univariate windows for a general series pretraining stage: both splits of every set in
+    `GENERAL_UCR_SETS` (labels dropped), the forecasting series of `rnn_hf.data.forecasting` and the whole KDD-TSAD
+    135 series, except the sources named in `exclude` (leave out the set a study tests on, and its test split with
+    it). Series longer than `window` are cut as `windows` cuts them; shorter ones fill one window, padded at the end
+    with NaN (missing values, which the models keep out of their losses and scales).
+
+    Returns (num_windows, window) float32, in the sources' order.
+    """
+    sources = _general_sources()
+    exclude = set(exclude)
+    unknown = sorted(exclude - set(sources))
+    if unknown:
+        raise DataError(f"cannot exclude {unknown}: the general series sources are {sorted(sources)}")
+    if window < 2:
+        raise DataError(f"window must be at least 2 steps, got {window}")
+    cut = []
+    for name, load in sources.items():
+        if name in exclude:
+            continue
+        for series in load():
+            if len(series) >= window:
+                cut.append(windows(series, window, stride))
+            else:
+                padded = np.full((1, window), np.nan, dtype=np.float32)
+                padded[0, : len(series)] = series
+                cut.append(padded)
+    if not cut:
+        raise DataError("every general series source is excluded: nothing to pretrain on")
+    return np.concatenate(cut).astype(np.float32)  # (num_windows, window)

@@ -9,7 +9,9 @@ scores from a reconstruction autoencoder.
 """
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +19,8 @@ from datasets import Dataset
 from transformers import Trainer, TrainingArguments
 
 from ..configuration_rnn_time_series import RnnTimeSeriesConfig
-from ..data.series import window_starts
+from ..data.series import general_series_windows, window_starts
+from ..data.text import DataError
 from ..modeling_rnn_time_series import (
     RnnForSequenceReconstruction,
     RnnForTimeSeriesClassification,
@@ -107,12 +110,33 @@ def fit(
     return trainer
 
 
+def _start_from(model: RnnTimeSeriesPreTrainedModel, init: RnnTimeSeriesPreTrainedModel | None) -> None:
+    """Copy the weights of `init` (the same kind of model, from an earlier stage) into `model`; the two may differ
+    in window length, not in anything that shapes a weight."""
+    if init is None:
+        return
+    if type(init) is not type(model):
+        raise ValueError(f"cannot continue a {type(init).__name__} as a {type(model).__name__}")
+    mine, theirs = model.state_dict(), init.state_dict()
+    if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
+        raise ValueError(
+            f"the {type(init).__name__} to continue from does not fit these model arguments (hidden size, layers, "
+            f"lags, channels): {init.config.to_diff_dict()}"
+        )
+    model.load_state_dict(theirs)
+
+
 def pretrain_forecaster(
-    values: torch.Tensor, model_args: SeriesModelArguments, args: TrainingArguments, horizon: int = 1
+    values: torch.Tensor,
+    model_args: SeriesModelArguments,
+    args: TrainingArguments,
+    horizon: int = 1,
+    init: RnnForTimeSeriesPrediction | None = None,
 ) -> RnnForTimeSeriesPrediction:
     """Pretrain by forecasting on unlabeled `(N, T, C)` series: each whole series is one training window whose
     every step from `max(lags)` on is predicted from the steps before it (teacher forcing), the last `horizon`
-    steps as its future."""
+    steps as its future. `init`: a forecaster from an earlier stage (e.g. on `general_series_windows`) to
+    continue from, on windows of any length."""
     length = values.size(1)
     context = length - max(model_args.lags_sequence) - horizon
     if context < 1:
@@ -123,6 +147,7 @@ def pretrain_forecaster(
         values.size(2), prediction_length=horizon, context_length=context, distribution_output="student_t"
     )
     model = RnnForTimeSeriesPrediction(config)
+    _start_from(model, init)
     rows = Dataset.from_dict(
         {
             "past_values": values[:, : length - horizon].numpy(),
@@ -134,12 +159,80 @@ def pretrain_forecaster(
 
 
 def pretrain_autoencoder(
-    values: torch.Tensor, model_args: SeriesModelArguments, args: TrainingArguments
+    values: torch.Tensor,
+    model_args: SeriesModelArguments,
+    args: TrainingArguments,
+    init: RnnForSequenceReconstruction | None = None,
 ) -> RnnForSequenceReconstruction:
-    """Pretrain an EncDec-AD autoencoder on `(N, T, C)` windows (reversed target, mean squared error)."""
+    """Pretrain an EncDec-AD autoencoder on `(N, T, C)` windows (reversed target, mean squared error); `init`: an
+    autoencoder from an earlier stage to continue from."""
     model = RnnForSequenceReconstruction(model_args.config(values.size(2)))
+    _start_from(model, init)
     fit(model, Dataset.from_dict({"past_values": values.numpy()}), args)
     return model
+
+
+def pretrain_once(
+    kind: str,
+    values: torch.Tensor,
+    model_args: SeriesModelArguments,
+    directory: str | Path,
+    steps: int,
+    learning_rate: float,
+    init: RnnTimeSeriesPreTrainedModel | None = None,
+) -> RnnTimeSeriesPreTrainedModel:
+    """A forecaster (`kind` "forecast") or an EncDec-AD autoencoder ("reconstruct") pretrained for `steps` (batch 16,
+    seed 0) on unlabeled `(N, T, C)` `values`, from `init` (a model of an earlier stage) or random weights, and saved
+    in `directory`; reloaded from there when an earlier run saved it. `steps` 0 returns `init` as it is."""
+    model_class = {"forecast": RnnForTimeSeriesPrediction, "reconstruct": RnnForSequenceReconstruction}.get(
+        kind
+    )
+    if model_class is None:
+        raise ValueError(f"kind must be 'forecast' or 'reconstruct', got {kind!r}")
+    if steps == 0 and init is not None:
+        return init
+    directory = Path(directory)
+    if (directory / "model.safetensors").is_file():
+        return model_class.from_pretrained(directory)
+    torch.manual_seed(0)
+    args = training_arguments(str(directory / "trainer"), steps, learning_rate, 16, 0)
+    train = pretrain_forecaster if kind == "forecast" else pretrain_autoencoder
+    model = train(values, model_args, args, init=init)
+    model.save_pretrained(directory)
+    return model
+
+
+def pretrained_backbones(
+    values: torch.Tensor,
+    model_args: SeriesModelArguments,
+    work_dir: str | Path,
+    steps: int,
+    learning_rate: float,
+    general_steps: int = 0,
+    exclude: Iterable[str] = (),
+) -> dict[str, RnnTimeSeriesPreTrainedModel]:
+    """The forecaster ("forecast") and the autoencoder ("reconstruct") of a series study, each trained once and kept
+    under `work_dir` (`pretrain_once`): on the unlabeled `(N, T, C)` `values` for `steps`, after `general_steps` on
+    `general_series_windows(exclude)` when those are more than 0 (ULMFiT's general stage, for univariate series;
+    `exclude` the studied set, whose test split is among the general windows otherwise)."""
+    windows = None
+    if general_steps and values.size(2) != 1:
+        raise DataError(
+            f"the general stage pretrains on univariate series; these have {values.size(2)} channels"
+        )
+    if general_steps:
+        windows = torch.from_numpy(general_series_windows(exclude=exclude))[..., None]  # (N, 128, 1)
+    models = {}
+    for kind, name in (("forecast", "forecaster"), ("reconstruct", "autoencoder")):
+        init = None
+        if general_steps:
+            init = pretrain_once(kind, windows, model_args, Path(work_dir) / f"general_{name}_{general_steps}",
+                                 general_steps, learning_rate)  # fmt: skip
+            name += f"_after_general_{general_steps}"
+        models[kind] = pretrain_once(
+            kind, values, model_args, Path(work_dir) / name, steps, learning_rate, init
+        )
+    return models
 
 
 def classifier_from(
@@ -266,6 +359,8 @@ __all__ = [
     "fit",
     "predict_classes",
     "pretrain_autoencoder",
+    "pretrain_once",
+    "pretrained_backbones",
     "pooled_series_features",
     "pretrain_forecaster",
     "reconstruction_errors",
