@@ -166,6 +166,8 @@ def test_a_later_pretraining_stage_starts_from_the_earlier_one(tmp_path):
         ValueError, match="cannot continue a RnnForSequenceReconstruction as a RnnForTimeSeriesPre"
     ):
         pretrain_once("forecast", values, settings, tmp_path / "kind", 2, 1e-2, init=first)
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        pretrain_once("forecast", values, settings, tmp_path / "none", 0, 1e-2)
     with pytest.raises(ValueError, match="kind must be 'forecast' or 'reconstruct'"):
         pretrain_once("classify", values, settings, tmp_path / "classify", 2, 1e-2)
 

@@ -191,6 +191,8 @@ def pretrain_once(
         raise ValueError(f"kind must be 'forecast' or 'reconstruct', got {kind!r}")
     if steps == 0 and init is not None:
         return init
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1 (0 only to keep an `init` as it is), got {steps}")
     directory = Path(directory)
     if (directory / "model.safetensors").is_file():
         return model_class.from_pretrained(directory)
