@@ -172,7 +172,7 @@ def test_a_later_pretraining_stage_starts_from_the_earlier_one(tmp_path):
         pretrain_once("classify", values, settings, tmp_path / "classify", 2, 1e-2)
 
 
-def test_backbones_pretrained_in_two_stages_on_general_windows_then_the_set(tmp_path):
+def test_backbones_pretrained_in_two_stages_on_general_windows_then_the_set(tmp_path, monkeypatch):
     settings = SeriesModelArguments(hidden_size=8)
     values = series_tensor(load_ucr("GunPoint")["train"])[:8]
     exclude = set(GENERAL_SERIES_SOURCES) - {"ItalyPowerDemand"}  # the general stage reads one small source
@@ -188,6 +188,13 @@ def test_backbones_pretrained_in_two_stages_on_general_windows_then_the_set(tmp_
     general = RnnForSequenceReconstruction.from_pretrained(tmp_path / "general_autoencoder_3")
     assert not torch.equal(general.model.recurrent.layers[0].weight_hh_l0,
                            models["reconstruct"].model.recurrent.layers[0].weight_hh_l0)  # fmt: skip
+
+    def no_windows(**kwargs):
+        raise AssertionError("the general models are saved: no windows needed")
+
+    monkeypatch.setattr("rnn_hf.training.series.general_series_windows", no_windows)
+    again = pretrained_backbones(values, settings, tmp_path, 2, 1e-2, general_steps=3, exclude=exclude)
+    torch.testing.assert_close(again["forecast"].state_dict(), models["forecast"].state_dict())
     with pytest.raises(ValueError, match="univariate series; these have 3 channels"):
         pretrained_backbones(values.repeat(1, 1, 3), settings, tmp_path / "x", 2, 1e-2, general_steps=3)
     plain = pretrained_backbones(values, settings, tmp_path / "plain", 2, 1e-2)

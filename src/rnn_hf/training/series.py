@@ -222,14 +222,18 @@ def pretrained_backbones(
         raise DataError(
             f"the general stage pretrains on univariate series; these have {values.size(2)} channels"
         )
-    if general_steps:
+    general_dirs = [
+        Path(work_dir) / f"general_{name}_{general_steps}" for name in ("forecaster", "autoencoder")
+    ]
+    if general_steps and not all((directory / "model.safetensors").is_file() for directory in general_dirs):
         windows = torch.from_numpy(general_series_windows(exclude=exclude))[..., None]  # (N, 128, 1)
     models = {}
-    for kind, name in (("forecast", "forecaster"), ("reconstruct", "autoencoder")):
+    for kind, name, general_dir in zip(
+        ("forecast", "reconstruct"), ("forecaster", "autoencoder"), general_dirs, strict=True
+    ):
         init = None
-        if general_steps:
-            init = pretrain_once(kind, windows, model_args, Path(work_dir) / f"general_{name}_{general_steps}",
-                                 general_steps, learning_rate)  # fmt: skip
+        if general_steps:  # (saved: reloaded, the windows not needed)
+            init = pretrain_once(kind, windows, model_args, general_dir, general_steps, learning_rate)
             name += f"_after_general_{general_steps}"
         models[kind] = pretrain_once(
             kind, values, model_args, Path(work_dir) / name, steps, learning_rate, init
