@@ -23,7 +23,7 @@ univariate series that installs offline, the set under study left out:
     general = general_series_windows(exclude=["GunPoint"], window=128, stride=64)   # (num_windows, 128)
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -302,30 +302,17 @@ GENERAL_SERIES_SOURCES = (*GENERAL_UCR_SETS, *FORECASTING_DATASETS, "KDD-TSAD_13
 """Every source of `general_series_windows`, by the name its `exclude` takes."""
 
 
-def _general_sources() -> dict[str, Callable[[], Iterable[np.ndarray]]]:
-    """Name -> a loader of that source's univariate series, each (T,) float32, NaN where missing."""
-
-    def ucr(name: str):
-        return lambda: (
-            np.asarray(values[0], dtype=np.float32)
-            for split in load_ucr(name).values()
-            for values in split["values"]
+def _general_source(name: str) -> Iterable[np.ndarray]:
+    """The univariate series of `name`, one of `GENERAL_SERIES_SOURCES`, each (T,) float32, NaN where missing."""
+    if name in GENERAL_UCR_SETS:
+        return (np.asarray(values[0], dtype=np.float32) for split in load_ucr(name).values()
+                for values in split["values"])  # fmt: skip
+    if name in FORECASTING_DATASETS:
+        return (
+            np.asarray(target, dtype=np.float32) for target in load_forecasting_data(name).dataset["target"]
         )
-
-    def forecasting(name: str):
-        return lambda: (
-            np.asarray(t, dtype=np.float32) for t in load_forecasting_data(name).dataset["target"]
-        )
-
-    def kdd():
-        series = load_kdd_tsad_135()
-        return [np.concatenate([series.train, series.test])]
-
-    return {
-        **{name: ucr(name) for name in GENERAL_UCR_SETS},
-        **{name: forecasting(name) for name in FORECASTING_DATASETS},
-        "KDD-TSAD_135": kdd,
-    }
+    series = load_kdd_tsad_135()  # "KDD-TSAD_135", whole
+    return [np.concatenate([series.train, series.test])]
 
 
 def general_series_windows(exclude: Iterable[str] = (), window: int = 128, stride: int = 64) -> np.ndarray:
@@ -337,18 +324,19 @@ def general_series_windows(exclude: Iterable[str] = (), window: int = 128, strid
 
     Returns (num_windows, window) float32, in the sources' order.
     """
-    sources = _general_sources()
     exclude = set(exclude)
-    unknown = sorted(exclude - set(sources))
+    unknown = sorted(exclude - set(GENERAL_SERIES_SOURCES))
     if unknown:
-        raise DataError(f"cannot exclude {unknown}: the general series sources are {sorted(sources)}")
+        raise DataError(
+            f"cannot exclude {unknown}: the general series sources are {sorted(GENERAL_SERIES_SOURCES)}"
+        )
     if window < 2:
         raise DataError(f"window must be at least 2 steps, got {window}")
     cut = []
-    for name, load in sources.items():
+    for name in GENERAL_SERIES_SOURCES:
         if name in exclude:
             continue
-        for series in load():
+        for series in _general_source(name):
             if len(series) >= window:
                 cut.append(windows(series, window, stride))
             else:

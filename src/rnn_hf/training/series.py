@@ -8,8 +8,9 @@ scores from a reconstruction autoencoder.
     accuracy = float((predict_classes(classifier, test_values) == test_labels).mean())
 """
 
+import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,7 +175,7 @@ def pretrain_autoencoder(
 
 def pretrain_once(
     kind: str,
-    values: torch.Tensor,
+    values: torch.Tensor | Callable[[], torch.Tensor],
     model_args: SeriesModelArguments,
     directory: str | Path,
     steps: int,
@@ -182,8 +183,9 @@ def pretrain_once(
     init: RnnTimeSeriesPreTrainedModel | None = None,
 ) -> RnnTimeSeriesPreTrainedModel:
     """A forecaster (`kind` "forecast") or an EncDec-AD autoencoder ("reconstruct") pretrained for `steps` (batch 16,
-    seed 0) on unlabeled `(N, T, C)` `values`, from `init` (a model of an earlier stage) or random weights, and saved
-    in `directory`; reloaded from there when an earlier run saved it. `steps` 0 returns `init` as it is."""
+    seed 0) on unlabeled `(N, T, C)` `values` (or a function that makes them, called only when it trains), from
+    `init` (a model of an earlier stage) or random weights, and saved in `directory`; reloaded from there when an
+    earlier run saved it. `steps` 0 returns `init` as it is."""
     model_class = {"forecast": RnnForTimeSeriesPrediction, "reconstruct": RnnForSequenceReconstruction}.get(
         kind
     )
@@ -199,7 +201,7 @@ def pretrain_once(
     torch.manual_seed(0)
     args = training_arguments(str(directory / "trainer"), steps, learning_rate, 16, 0)
     train = pretrain_forecaster if kind == "forecast" else pretrain_autoencoder
-    model = train(values, model_args, args, init=init)
+    model = train(values() if callable(values) else values, model_args, args, init=init)
     model.save_pretrained(directory)
     return model
 
@@ -217,23 +219,20 @@ def pretrained_backbones(
     under `work_dir` (`pretrain_once`): on the unlabeled `(N, T, C)` `values` for `steps`, after `general_steps` on
     `general_series_windows(exclude)` when those are more than 0 (ULMFiT's general stage, for univariate series;
     `exclude` the studied set, whose test split is among the general windows otherwise)."""
-    windows = None
     if general_steps and values.size(2) != 1:
         raise DataError(
             f"the general stage pretrains on univariate series; these have {values.size(2)} channels"
         )
-    general_dirs = [
-        Path(work_dir) / f"general_{name}_{general_steps}" for name in ("forecaster", "autoencoder")
-    ]
-    if general_steps and not all((directory / "model.safetensors").is_file() for directory in general_dirs):
-        windows = torch.from_numpy(general_series_windows(exclude=exclude))[..., None]  # (N, 128, 1)
+    # cut once, and only if a general model is not saved yet
+    general_windows = functools.cache(
+        lambda: torch.from_numpy(general_series_windows(exclude=exclude))[..., None]  # (N, 128, 1)
+    )
     models = {}
-    for kind, name, general_dir in zip(
-        ("forecast", "reconstruct"), ("forecaster", "autoencoder"), general_dirs, strict=True
-    ):
+    for kind, name in (("forecast", "forecaster"), ("reconstruct", "autoencoder")):
         init = None
-        if general_steps:  # (saved: reloaded, the windows not needed)
-            init = pretrain_once(kind, windows, model_args, general_dir, general_steps, learning_rate)
+        if general_steps:
+            general_dir = Path(work_dir) / f"general_{name}_{general_steps}"
+            init = pretrain_once(kind, general_windows, model_args, general_dir, general_steps, learning_rate)
             name += f"_after_general_{general_steps}"
         models[kind] = pretrain_once(
             kind, values, model_args, Path(work_dir) / name, steps, learning_rate, init
