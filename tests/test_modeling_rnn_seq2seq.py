@@ -369,6 +369,16 @@ def test_the_decoder_view_of_the_config_keeps_the_decoder_depth():
     assert (config.num_layers, config.decoder_num_layers) == (2, 3)  # the config itself unchanged
 
 
+def test_the_encoder_view_of_the_config_reads_the_encoder_depth():
+    # `num_hidden_layers` maps to `decoder_num_layers`: unpatched, the encoder's view read the decoder's depth
+    config = tiny_config(num_layers=2, decoder_num_layers=3, hidden_size=8, decoder_hidden_size=10)
+    view = config.get_text_config(encoder=True)
+    assert (view.num_hidden_layers, view.num_layers) == (2, 2)
+    assert view.hidden_size == 8
+    assert view.layer_types == ["linear_attention"] * 2
+    assert (config.num_hidden_layers, config.decoder_num_layers, config.decoder_hidden_size) == (3, 3, 10)
+
+
 def test_save_and_load_through_auto_classes(tmp_path):
     model = tiny_model(share_embeddings=True, target_vocab_size=SOURCE_VOCAB)
     assert model.decoder.embeddings.weight is model.encoder.embeddings.weight

@@ -416,11 +416,13 @@ class RnnSeq2SeqConfig(PreTrainedConfig):
         """transformers' view of one side of this flat encoder-decoder config. The decoder's view (`decoder=True`,
         what generation utilities read) moves each `decoder_*` field to its plain name and leaves the `decoder_*`
         name None; here both names keep the decoder's value, so `num_hidden_layers` and `layer_types` still read
-        the decoder's depth."""
+        the decoder's depth. The encoder's view (`encoder=True`) keeps the plain names, and `num_hidden_layers`
+        and `layer_types` (which read `decoder_num_layers`) would give the decoder's depth: there the `decoder_*`
+        names take the encoder's values."""
         text_config = super().get_text_config(decoder=decoder, encoder=encoder)
-        if text_config is not self and decoder and not encoder:
+        if text_config is not self and bool(decoder) != bool(encoder):
             for name in ("embedding_size", "hidden_size", "num_layers"):
-                if getattr(text_config, f"decoder_{name}") is None:
+                if encoder or getattr(text_config, f"decoder_{name}") is None:
                     setattr(text_config, f"decoder_{name}", getattr(text_config, name))
         return text_config
 
