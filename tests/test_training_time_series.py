@@ -166,6 +166,12 @@ def test_a_later_pretraining_stage_starts_from_the_earlier_one(tmp_path):
         ValueError, match="cannot continue a RnnForSequenceReconstruction as a RnnForTimeSeriesPre"
     ):
         pretrain_once("forecast", values, settings, tmp_path / "kind", 2, 1e-2, init=first)
+    with pytest.raises(
+        ValueError, match="general holds a model pretrained with .*'steps': 3.*not .*'steps': 4"
+    ):
+        pretrain_once("reconstruct", longer, settings, tmp_path / "reconstruct" / "general", 4, 1e-2)
+    with pytest.raises(ValueError, match="general holds a model pretrained with .*'hidden_size': 8.*not"):
+        pretrain_once("reconstruct", longer, wider, tmp_path / "reconstruct" / "general", 3, 1e-2)
     with pytest.raises(ValueError, match="steps must be at least 1"):
         pretrain_once("forecast", values, settings, tmp_path / "none", 0, 1e-2)
     with pytest.raises(ValueError, match="kind must be 'forecast' or 'reconstruct'"):
@@ -181,9 +187,9 @@ def test_backbones_pretrained_in_two_stages_on_general_windows_then_the_set(tmp_
     assert isinstance(models["reconstruct"], RnnForSequenceReconstruction)
     assert {path.name for path in tmp_path.iterdir()} == {
         "general_forecaster_3",
-        "forecaster_after_general_3",
+        "forecaster_2_after_general_3",
         "general_autoencoder_3",
-        "autoencoder_after_general_3",
+        "autoencoder_2_after_general_3",
     }
     general = RnnForSequenceReconstruction.from_pretrained(tmp_path / "general_autoencoder_3")
     assert not torch.equal(general.model.recurrent.layers[0].weight_hh_l0,
@@ -198,7 +204,7 @@ def test_backbones_pretrained_in_two_stages_on_general_windows_then_the_set(tmp_
     with pytest.raises(ValueError, match="univariate series; these have 3 channels"):
         pretrained_backbones(values.repeat(1, 1, 3), settings, tmp_path / "x", 2, 1e-2, general_steps=3)
     plain = pretrained_backbones(values, settings, tmp_path / "plain", 2, 1e-2)
-    assert {path.name for path in (tmp_path / "plain").iterdir()} == {"forecaster", "autoencoder"}
+    assert {path.name for path in (tmp_path / "plain").iterdir()} == {"forecaster_2", "autoencoder_2"}
     assert plain.keys() == models.keys()
 
 

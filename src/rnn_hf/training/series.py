@@ -9,9 +9,10 @@ scores from a reconstruction autoencoder.
 """
 
 import functools
+import json
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from ..modeling_rnn_time_series import (
     RnnForTimeSeriesPrediction,
     RnnTimeSeriesPreTrainedModel,
 )
+from .cli import UserError
 from .ulmfit import PretrainedRateTrainer
 
 
@@ -185,7 +187,8 @@ def pretrain_once(
     """A forecaster (`kind` "forecast") or an EncDec-AD autoencoder ("reconstruct") pretrained for `steps` (batch 16,
     seed 0) on unlabeled `(N, T, C)` `values` (or a function that makes them, called only when it trains), from
     `init` (a model of an earlier stage) or random weights, and saved in `directory`; reloaded from there when an
-    earlier run saved it. `steps` 0 returns `init` as it is."""
+    earlier run saved it (with the same kind, steps, rate and model arguments: `pretraining.json` records them, and
+    a directory that holds another model is refused). `steps` 0 returns `init` as it is."""
     model_class = {"forecast": RnnForTimeSeriesPrediction, "reconstruct": RnnForSequenceReconstruction}.get(
         kind
     )
@@ -196,13 +199,23 @@ def pretrain_once(
     if steps < 1:
         raise ValueError(f"steps must be at least 1 (0 only to keep an `init` as it is), got {steps}")
     directory = Path(directory)
+    settings = {"kind": kind, "steps": steps, "learning_rate": learning_rate, "model": asdict(model_args)}
+    settings = json.loads(json.dumps(settings))  # as the record reads back (tuples as lists)
+    record = directory / "pretraining.json"
     if (directory / "model.safetensors").is_file():
+        saved = json.loads(record.read_text()) if record.is_file() else "not recorded"
+        if saved != settings:
+            raise UserError(
+                f"{directory} holds a model pretrained with {saved}, not {settings}: pass another directory (a "
+                "script's --work_dir) or delete it"
+            )
         return model_class.from_pretrained(directory)
     torch.manual_seed(0)
     args = training_arguments(str(directory / "trainer"), steps, learning_rate, 16, 0)
     train = pretrain_forecaster if kind == "forecast" else pretrain_autoencoder
     model = train(values() if callable(values) else values, model_args, args, init=init)
     model.save_pretrained(directory)
+    record.write_text(json.dumps(settings, indent=2) + "\n")
     return model
 
 
@@ -216,7 +229,8 @@ def pretrained_backbones(
     exclude: Iterable[str] = (),
 ) -> dict[str, RnnTimeSeriesPreTrainedModel]:
     """The forecaster ("forecast") and the autoencoder ("reconstruct") of a series study, each trained once and kept
-    under `work_dir` (`pretrain_once`): on the unlabeled `(N, T, C)` `values` for `steps`, after `general_steps` on
+    under `work_dir` in a directory named for its steps (`pretrain_once`): on the unlabeled `(N, T, C)` `values`
+    for `steps`, after `general_steps` on
     `general_series_windows(exclude)` when those are more than 0 (ULMFiT's general stage, for univariate series;
     `exclude` the studied set, whose test split is among the general windows otherwise)."""
     if general_steps and values.size(2) != 1:
@@ -233,9 +247,9 @@ def pretrained_backbones(
         if general_steps:
             general_dir = Path(work_dir) / f"general_{name}_{general_steps}"
             init = pretrain_once(kind, general_windows, model_args, general_dir, general_steps, learning_rate)
-            name += f"_after_general_{general_steps}"
+        stage = f"{name}_{steps}" + (f"_after_general_{general_steps}" if general_steps else "")
         models[kind] = pretrain_once(
-            kind, values, model_args, Path(work_dir) / name, steps, learning_rate, init
+            kind, values, model_args, Path(work_dir) / stage, steps, learning_rate, init
         )
     return models
 
