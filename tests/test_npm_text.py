@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from rnn_hf.data import DataError
-from rnn_hf.data.npm_text import email_text, load_imdb_reviews, load_spam_assassin, npm_package_dir
+from rnn_hf.data.fetch import npm_package_dir
+from rnn_hf.data.npm_text import email_text, load_imdb_reviews, load_spam_assassin
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "export_text_data.py"
 

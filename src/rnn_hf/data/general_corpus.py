@@ -25,7 +25,7 @@ from pathlib import Path
 from datasets import Dataset, Features, Value
 
 from .bible import _database
-from .npm_text import cache_root, fetch_and_unpack, npm_package_dir
+from .fetch import cache_root, fetch_and_unpack, npm_package_dir
 from .text import DataError
 
 
