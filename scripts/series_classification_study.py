@@ -34,7 +34,7 @@ from rnn_hf.training.series import (
     series_tensor,
     training_arguments,
 )
-from rnn_hf.training.series_baselines import knn_dtw_accuracy, rocket_classifier_accuracy
+from rnn_hf.training.series_baselines import knn_dtw_accuracy, one_length, rocket_classifier_accuracy
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--datasets", nargs="+", default=["GunPoint", "ArrowHead", "ItalyPowerDemand"])
@@ -74,7 +74,7 @@ command = "python scripts/series_classification_study.py " + " ".join(sys.argv[1
 def run_study(name: str) -> None:
     ucr = load_ucr(name, equal_length=args.equal_length)
     train, test = ucr["train"], ucr["test"]
-    if len({len(series[0]) for split in (train, test) for series in split["values"]}) > 1:  # before training
+    if not args.no_baselines and not one_length(train, test):  # before training
         raise DataError(f"the series of {name} differ in length, and ROCKET needs one: pass --equal_length")
     num_classes = train.features["label"].num_classes
     train_values, test_values = series_tensor(train), series_tensor(test)

@@ -26,15 +26,19 @@ from ..data.series import series_arrays
 from ..data.text import DataError
 
 
+def one_length(*splits: Dataset) -> bool:
+    """Whether every series of every split has one length (channels x length), as ROCKET needs."""
+    return len({np.shape(values) for split in splits for values in split["values"]}) == 1
+
+
 def _aeon_inputs(
     train: Dataset, test: Dataset
 ) -> tuple[np.ndarray | list[np.ndarray], np.ndarray | list[np.ndarray]]:
     """Both splits' series as aeon takes them: 3-D arrays when every series of both has one length, else lists
     of (channels, length_i) arrays."""
     train_series, test_series = series_arrays(train), series_arrays(test)
-    if isinstance(train_series, np.ndarray) and isinstance(test_series, np.ndarray):
-        if train_series.shape[1:] == test_series.shape[1:]:
-            return train_series, test_series  # (num_train, channels, length), (num_test, channels, length)
+    if one_length(train, test):
+        return train_series, test_series  # (num_train, channels, length), (num_test, channels, length)
     return list(train_series), list(test_series)
 
 
