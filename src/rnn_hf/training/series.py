@@ -230,9 +230,9 @@ def pretrained_backbones(
 ) -> dict[str, RnnTimeSeriesPreTrainedModel]:
     """The forecaster ("forecast") and the autoencoder ("reconstruct") of a series study, each trained once and kept
     under `work_dir` in a directory named for its steps (`pretrain_once`): on the unlabeled `(N, T, C)` `values`
-    for `steps`, after `general_steps` on
-    `general_series_windows(exclude)` when those are more than 0 (ULMFiT's general stage, for univariate series;
-    `exclude` the studied set, whose test split is among the general windows otherwise)."""
+    for `steps`, after `general_steps` on `general_series_windows(exclude)` when those are more than 0 (ULMFiT's
+    general stage, for univariate series; `exclude` the studied set, whose test split is among the general windows
+    otherwise)."""
     if general_steps and values.size(2) != 1:
         raise DataError(
             f"the general stage pretrains on univariate series; these have {values.size(2)} channels"
