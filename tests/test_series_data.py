@@ -54,6 +54,14 @@ def test_load_ucr_multivariate_and_unequal_length():
     assert {series.shape[0] for series in vowels} == {12} and len({series.shape[1] for series in vowels}) > 1
 
 
+def test_load_ucr_reads_trace_through_tslearn():
+    trace = load_ucr("Trace")  # tslearn's loader: (series, length, channels), here channels first
+    assert (trace["train"].num_rows, trace["test"].num_rows) == (100, 100)
+    assert trace["train"].features["label"].names == ["1", "2", "3", "4"]
+    assert series_arrays(trace["train"]).shape == (100, 1, 275)
+    assert sorted(set(trace["test"]["label"])) == [0, 1, 2, 3]
+
+
 def test_load_ucr_sorts_numeric_class_names_by_number():
     names = load_ucr("PickupGestureWiimoteZ")["train"].features["label"].names
     assert names == [str(number) for number in range(1, 11)]

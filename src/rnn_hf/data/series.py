@@ -49,12 +49,31 @@ def _series_features(class_names: list[str]) -> Features:
     return Features({"values": List(List(Value("float32"))), "label": ClassLabel(names=class_names)})
 
 
+TSLEARN_UCR_SETS = ("Trace",)  # UCR sets in tslearn's wheel (`CachedDatasets`), not in aeon's
+
+
+def _load_with_tslearn(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """A set of `TSLEARN_UCR_SETS` through tslearn's own loader: (train values, train classes, test values, test
+    classes, class values), values as (num_series, channels, length)."""
+    try:
+        from tslearn.datasets import CachedDatasets
+    except ImportError as err:
+        raise DataError(f"the UCR set '{name}' installs with tslearn: pip install tslearn") from err
+    train_values, train_classes, test_values, test_classes = CachedDatasets().load_dataset(name)
+    class_values = sorted({str(value) for value in [*train_classes, *test_classes]})
+    # tslearn's layout is (num_series, length, channels)
+    return (train_values.transpose(0, 2, 1), train_classes, test_values.transpose(0, 2, 1), test_classes,
+            class_values)  # fmt: skip
+
+
 def load_ucr(name: str, equal_length: bool = False) -> DatasetDict:
     """Load a UCR/UEA classification set shipped with aeon (GunPoint, ItalyPowerDemand, ArrowHead, OSULeaf,
-    ACSF1, BasicMotions, JapaneseVowels, PickupGestureWiimoteZ, ...) with the archive's own train/test split.
+    ACSF1, BasicMotions, JapaneseVowels, PickupGestureWiimoteZ, ...) or with tslearn (Trace) with the archive's own
+    train/test split.
 
     Args:
-        name: the archive's name of the set, as `aeon.datasets.load_classification` takes it.
+        name: the archive's name of the set, as `aeon.datasets.load_classification` (or tslearn's
+            `CachedDatasets`, for `TSLEARN_UCR_SETS`) takes it.
         equal_length: for a set whose series differ in length (JapaneseVowels), load the archive's
             equal-length version instead, which estimators without unequal-length support need.
 
@@ -63,17 +82,25 @@ def load_ucr(name: str, equal_length: bool = False) -> DatasetDict:
     differ between rows) and "label" (a `ClassLabel` over the class names of the archive, sorted by number
     when they are all integers, else alphabetically; both splits share it).
     """
-    try:
-        train_values, train_classes, metadata = load_classification(
-            name, split="train", return_metadata=True, load_equal_length=equal_length
-        )
-        test_values, test_classes = load_classification(name, split="test", load_equal_length=equal_length)
-    except Exception as err:  # aeon raises several types (missing file, failed download) for an unknown name
-        raise DataError(
-            f"cannot load the UCR/UEA set '{name}' with aeon: {type(err).__name__}: {err}"
-        ) from err
+    if name in TSLEARN_UCR_SETS:
+        train_values, train_classes, test_values, test_classes, class_values = _load_with_tslearn(name)
+    else:
+        try:
+            train_values, train_classes, metadata = load_classification(
+                name, split="train", return_metadata=True, load_equal_length=equal_length
+            )
+            test_values, test_classes = load_classification(
+                name, split="test", load_equal_length=equal_length
+            )
+        except (
+            Exception
+        ) as err:  # aeon raises several types (missing file, failed download) for an unknown name
+            raise DataError(
+                f"cannot load the UCR/UEA set '{name}' with aeon: {type(err).__name__}: {err}"
+            ) from err
+        class_values = metadata["class_values"]
 
-    class_names = _sorted_class_names([str(value) for value in metadata["class_values"]])
+    class_names = _sorted_class_names([str(value) for value in class_values])
     features = _series_features(class_names)
     splits = {}
     for split, values, classes in (
