@@ -1,4 +1,4 @@
-"""Time-series data for classification and anomaly detection: UCR/UEA sets and the KDD-TSAD 135 series from aeon.
+"""Time-series data for classification and anomaly detection: UCR/UEA sets (aeon, tslearn), KDD-TSAD 135.
 
 Classification sets are `datasets.DatasetDict`s with the archive's own train/test split:
 
