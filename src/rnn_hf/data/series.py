@@ -92,9 +92,8 @@ def load_ucr(name: str, equal_length: bool = False) -> DatasetDict:
             test_values, test_classes = load_classification(
                 name, split="test", load_equal_length=equal_length
             )
-        except (
-            Exception
-        ) as err:  # aeon raises several types (missing file, failed download) for an unknown name
+        # aeon raises several types (missing file, failed download) for an unknown name
+        except Exception as err:
             raise DataError(
                 f"cannot load the UCR/UEA set '{name}' with aeon: {type(err).__name__}: {err}"
             ) from err

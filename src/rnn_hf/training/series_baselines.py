@@ -26,9 +26,14 @@ from ..data.series import series_arrays
 from ..data.text import DataError
 
 
+def _one_shape(arrays: list[np.ndarray | list[np.ndarray]]) -> bool:
+    """Whether `series_arrays` of several splits are 3-D arrays of one (channels, length)."""
+    return all(isinstance(a, np.ndarray) for a in arrays) and len({a.shape[1:] for a in arrays}) == 1
+
+
 def one_length(*splits: Dataset) -> bool:
     """Whether every series of every split has one length (channels x length), as ROCKET needs."""
-    return len({np.shape(values) for split in splits for values in split["values"]}) == 1
+    return _one_shape([series_arrays(split) for split in splits])
 
 
 def _aeon_inputs(
@@ -37,7 +42,7 @@ def _aeon_inputs(
     """Both splits' series as aeon takes them: 3-D arrays when every series of both has one length, else lists
     of (channels, length_i) arrays."""
     train_series, test_series = series_arrays(train), series_arrays(test)
-    if one_length(train, test):
+    if _one_shape([train_series, test_series]):
         return train_series, test_series  # (num_train, channels, length), (num_test, channels, length)
     return list(train_series), list(test_series)
 
