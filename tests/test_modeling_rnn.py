@@ -682,12 +682,45 @@ def test_bad_input_to_causal_lm(kwargs, message):
     [
         (torch.tensor([0, 1, 3, 1]), r"`labels` contains 3, outside the allowed range \[0, 3\)"),
         (torch.tensor([0, -1, 2, 1]), r"`labels` contains -1, outside the allowed range \[0, 3\)"),
-        (torch.tensor([0, 1]), r"`labels` has 2 rows but the batch has 4 sequences"),
+        (torch.tensor([0, 1]), r"`labels` has 2 rows but the batch has 4"),
     ],
 )
 def test_bad_classification_labels(labels, message):
     with pytest.raises(ValueError, match=message):
         tester.model(RnnForSequenceClassification)(tester.input_ids(), labels=labels)
+
+
+@pytest.mark.parametrize(
+    "problem_type, labels, message",
+    [
+        (None, torch.zeros(4, 3, dtype=torch.long), r"single-label classification takes one class id"),
+        (None, torch.zeros(4), r"multi-hot `labels` of shape \(batch_size, num_labels\) = \(4, 3\)"),
+        ("single_label_classification", torch.tensor([0.0, 1, 2, 1]), r"integer class ids .*torch.float32"),
+        ("multi_label_classification", torch.zeros(4, 3, dtype=torch.long), r"torch.int64 of shape \(4, 3\)"),
+        ("regression", torch.zeros(4), r"regression with num_labels=3 takes .* of shape \(4, 3\), got"),
+    ],
+)
+def test_labels_that_do_not_fit_the_problem_type(problem_type, labels, message):
+    model = tester.model(RnnForSequenceClassification, problem_type=problem_type)
+    with pytest.raises(ValueError, match=message):
+        model(tester.input_ids(), labels=labels)
+    assert model.config.problem_type == problem_type  # a refused batch does not decide the problem type
+
+
+def test_integer_regression_targets_count_as_real_values():
+    model = tester.model(RnnForSequenceClassification, num_labels=1)
+    targets = torch.tensor([1, 5, 3, 2])  # e.g. star ratings from an integer column
+    loss = model(tester.input_ids(), labels=targets).loss
+    torch.testing.assert_close(loss, model(tester.input_ids(), labels=targets.float()).loss)
+
+
+@pytest.mark.parametrize("model_class, bidirectional", [(RnnForCausalLM, False), (RnnForMaskedLM, True),
+                                                         (RnnForTokenClassification, False)])  # fmt: skip
+def test_float_token_labels_are_refused(model_class, bidirectional):
+    labels = torch.zeros(tester.batch_size, tester.seq_length)
+    model = tester.model(model_class, bidirectional=bidirectional)
+    with pytest.raises(ValueError, match=r"`labels` must hold integer .* got torch.float32"):
+        model(tester.input_ids(), labels=labels)
 
 
 def test_bad_token_classification_labels():

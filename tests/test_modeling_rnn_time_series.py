@@ -399,6 +399,10 @@ def test_bad_input_gets_clear_errors():
         )
     with pytest.raises(ValueError, match="must be a float tensor"):
         model(**{**inputs, "past_values": past.long()})
+    with pytest.raises(ValueError, match=f"`future_values` has {HORIZON + 1} steps but prediction_length"):
+        model(**{**inputs, "future_values": torch.randn(3, HORIZON + 1)})
+    with pytest.raises(ValueError, match="`past_values` has .* steps; this forecaster takes"):
+        model.generate(**{k: v[:, 3:] if k.startswith("past_") else v for k, v in inputs.items()})
     with pytest.raises(ValueError, match="past_time_features"):
         model(**{**inputs, "past_time_features": inputs["past_time_features"][:, :, :1]})
     with pytest.raises(ValueError, match="future_time_features"):
@@ -422,6 +426,10 @@ def test_bad_input_gets_clear_errors():
         RnnForTimeSeriesClassification(RnnTimeSeriesConfig(lags_sequence=[1], hidden_size=8))(
             torch.randn(2, 12), labels=torch.tensor([0, 4])
         )
+    with pytest.raises(ValueError, match="integer class ids"):
+        RnnForTimeSeriesClassification(
+            RnnTimeSeriesConfig(lags_sequence=[1], hidden_size=8, problem_type="single_label_classification")
+        )(torch.randn(2, 12), labels=torch.tensor([0.0, 1.0]))
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import MaskedLMOutput, SequenceClassifierOutput, TokenClassifierOutput
 from transformers.utils import ModelOutput
@@ -88,7 +88,13 @@ def check_same_shape(name: str, tensor: torch.Tensor | None, reference: torch.Si
         )
 
 
+def check_integer_labels(labels: torch.Tensor, what: str) -> None:
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ValueError(f"`labels` must hold integer {what} (torch.long), got {labels.dtype}.")
+
+
 def check_class_labels(labels: torch.Tensor, num_labels: int, allow_ignore: bool) -> None:
+    check_integer_labels(labels, "class ids")
     valid = (labels >= 0) & (labels < num_labels)
     if allow_ignore:
         valid |= labels == -100
@@ -101,10 +107,53 @@ def check_class_labels(labels: torch.Tensor, num_labels: int, allow_ignore: bool
 
 
 def check_token_labels(labels: torch.Tensor, vocab_size: int) -> None:
+    check_integer_labels(labels, "token ids")
     valid = ((labels >= 0) & (labels < vocab_size)) | (labels == -100)
     if not bool(valid.all()):
         bad = int(labels[~valid][0])
         raise ValueError(f"`labels` contains {bad}, outside [0, {vocab_size}) and not the ignore index -100.")
+
+
+def sequence_labels(labels: torch.Tensor, logits: torch.Tensor, config: PreTrainedConfig) -> torch.Tensor:
+    """`labels` for a whole-sequence head (logits `(batch_size, num_labels)`), checked against what the loss of
+    `config.problem_type` takes; integer regression targets come back as floats. An unset `problem_type` is inferred
+    as transformers does (one label: regression; integer labels: single-label; else multi-label) and set on
+    `config` once the labels pass."""
+    batch_size, num_labels = logits.shape
+    if labels.size(0) != batch_size:
+        raise ValueError(f"`labels` has {labels.size(0)} rows but the batch has {batch_size}.")
+    problem_type = config.problem_type
+    if problem_type is None:
+        integer = labels.dtype in (torch.long, torch.int)
+        problem_type = ("regression" if num_labels == 1 else "single_label_classification" if integer
+                        else "multi_label_classification")  # fmt: skip
+    shape = tuple(labels.shape)
+    if problem_type == "single_label_classification":
+        if labels.dim() != 1:
+            raise ValueError(
+                f"single-label classification takes one class id per row, `labels` of shape (batch_size,), got "
+                f"{shape}; for several labels per row set problem_type='multi_label_classification' and give "
+                "float multi-hot labels."
+            )
+        check_class_labels(labels, num_labels, allow_ignore=False)
+    elif problem_type == "multi_label_classification":
+        if shape != (batch_size, num_labels) or not labels.is_floating_point():
+            raise ValueError(
+                f"multi-label classification takes float multi-hot `labels` of shape (batch_size, num_labels) = "
+                f"{(batch_size, num_labels)}, got {labels.dtype} of shape {shape}; for one class per row give "
+                "integer class ids of shape (batch_size,) and problem_type='single_label_classification'."
+            )
+    elif problem_type == "regression":
+        expected = [(batch_size,), (batch_size, 1)] if num_labels == 1 else [(batch_size, num_labels)]
+        if shape not in expected or labels.dtype == torch.bool or labels.is_complex():
+            raise ValueError(
+                f"regression with num_labels={num_labels} takes real-valued `labels` of shape "
+                f"{' or '.join(map(str, expected))}, got {labels.dtype} of shape {shape}."
+            )
+        if not labels.is_floating_point():
+            labels = labels.to(logits.dtype)
+    config.problem_type = problem_type
+    return labels
 
 
 def check_position_ids(position_ids: torch.Tensor, shape: torch.Size) -> None:
@@ -592,19 +641,7 @@ class RnnForSequenceClassification(RnnPreTrainedModel):
 
         loss = None
         if labels is not None:
-            if labels.size(0) != logits.size(0):
-                raise ValueError(
-                    f"`labels` has {labels.size(0)} rows but the batch has {logits.size(0)} sequences."
-                )
-            if self.config.problem_type is None:
-                if self.num_labels == 1:
-                    self.config.problem_type = "regression"
-                elif labels.dtype in (torch.long, torch.int):
-                    self.config.problem_type = "single_label_classification"
-                else:
-                    self.config.problem_type = "multi_label_classification"
-            if self.config.problem_type == "single_label_classification":
-                check_class_labels(labels, self.num_labels, allow_ignore=False)
+            labels = sequence_labels(labels, logits, self.config)
             loss = self.loss_function(labels, logits, self.config, **kwargs)
 
         if not return_dict:

@@ -29,7 +29,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_rnn_time_series import RnnTimeSeriesConfig
 from .layers import RnnClassificationHead, pool_sequence
-from .modeling_rnn import LOSS_KWARGS, check_class_labels, check_keyword_arguments, init_module_weights
+from .modeling_rnn import LOSS_KWARGS, check_keyword_arguments, init_module_weights, sequence_labels
 from .recurrent import RecurrentStack, RnnCache
 from .regularization import LockedDropout
 
@@ -517,13 +517,7 @@ class RnnForTimeSeriesPrediction(RnnTimeSeriesPreTrainedModel):
         config = self.config
         return_dict = return_dict if return_dict is not None else config.return_dict
         check_keyword_arguments(self, kwargs, LOSS_KWARGS)
-        steps = as_channels("past_values", past_values, config.input_size).size(1)
-        if steps != config.past_length:
-            raise ValueError(
-                f"`past_values` has {steps} steps; this forecaster takes context_length + max(lags_sequence) = "
-                f"{config.context_length} + {config.max_lag} = {config.past_length} (a shorter series cannot fill "
-                "the context: pad it in front with NaN, which counts as missing)."
-            )
+        self.check_window(past_values, future_values)
         outputs = self.model(
             past_values,
             past_observed_mask=past_observed_mask,
@@ -573,6 +567,25 @@ class RnnForTimeSeriesPrediction(RnnTimeSeriesPreTrainedModel):
         return (nll * weights).sum() / weights.sum().clamp_min(1.0)
 
     @torch.no_grad()
+    def check_window(self, past_values: torch.Tensor, future_values: torch.Tensor | None = None) -> None:
+        """The window's lengths as the config fixes them: `past_length` steps of history, `prediction_length`
+        future values."""
+        config = self.config
+        steps = as_channels("past_values", past_values, config.input_size).size(1)
+        if steps != config.past_length:
+            raise ValueError(
+                f"`past_values` has {steps} steps; this forecaster takes context_length + max(lags_sequence) = "
+                f"{config.context_length} + {config.max_lag} = {config.past_length} (a shorter series cannot fill "
+                "the context: pad it in front with NaN, which counts as missing)."
+            )
+        if future_values is not None:
+            future_steps = as_channels("future_values", future_values, config.input_size).size(1)
+            if future_steps != config.prediction_length:
+                raise ValueError(
+                    f"`future_values` has {future_steps} steps but prediction_length is "
+                    f"{config.prediction_length}."
+                )
+
     def generate(
         self,
         past_values: torch.Tensor,
@@ -592,6 +605,7 @@ class RnnForTimeSeriesPrediction(RnnTimeSeriesPreTrainedModel):
         Returns `sequences` of shape `(batch_size, num_parallel_samples, prediction_length[, input_size])`.
         """
         config = self.config
+        self.check_window(past_values)
         num_samples = num_parallel_samples or config.num_parallel_samples
         if self.distribution_output is None:
             num_samples = 1  # a point forecaster has one path
@@ -898,20 +912,7 @@ class RnnForTimeSeriesClassification(RnnTimeSeriesPreTrainedModel):
         logits = self.classifier(self.dropout(pooled))  # (B, num_labels)
         loss = None
         if labels is not None:
-            if labels.size(0) != logits.size(0):
-                raise ValueError(
-                    f"`labels` has {labels.size(0)} rows but the batch has {logits.size(0)} series."
-                )
-            if config.problem_type is None:
-                config.problem_type = (
-                    "regression"
-                    if self.num_labels == 1
-                    else "single_label_classification"
-                    if labels.dtype in (torch.long, torch.int)
-                    else "multi_label_classification"
-                )
-            if config.problem_type == "single_label_classification":
-                check_class_labels(labels, self.num_labels, allow_ignore=False)
+            labels = sequence_labels(labels, logits, config)
             loss = self.loss_function(labels, logits, config, **kwargs)
         if not return_dict:
             output = tuple(v for v in (logits, outputs.hidden_states) if v is not None)
