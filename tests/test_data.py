@@ -168,6 +168,30 @@ def test_missing_label_column(tmp_path):
         load_text_dataset(train_file=str(path), label_column="topic")
 
 
+@pytest.mark.parametrize(
+    "content, label_column, message",
+    [
+        (
+            '{"text": "a", "y": "p"}\n{"body": "b", "y": "q"}\n',
+            "y",
+            r"1 row\(s\) of .* no text in column 'text' "
+            r"\(first: row 1",
+        ),
+        (
+            '{"text": "a", "y": "p"}\n{"text": "b"}\n{"text": "c"}\n',
+            "y",
+            r"2 row\(s\) .* no label in column 'y'",
+        ),
+        ('{"text": "a", "label": 1}\n{"text": "b"}\n', None, r"no label in column 'label' \(first: row 1"),
+    ],
+)
+def test_rows_without_text_or_label(tmp_path, content, label_column, message):
+    path = tmp_path / "data.jsonl"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        load_text_dataset(train_file=str(path), label_column=label_column)
+
+
 @pytest.mark.parametrize("name, content", [("bad.jsonl", '{"text": "hi"\n'), ("header.csv", "text\n")])
 def test_unreadable_file(tmp_path, name, content):
     path = tmp_path / name

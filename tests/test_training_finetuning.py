@@ -329,6 +329,19 @@ def test_carve_validation_is_stratified_disjoint_and_keeps_one_per_class():
         single_label_task(2).carve_validation(labeled_rows([3, 1]), 0.2, seed=0)
 
 
+def test_classes_without_training_documents_are_refused():
+    def rows(labels):
+        return Dataset.from_dict({"text": [f"doc {i}" for i in range(len(labels))], "label": labels})
+
+    task = SingleLabelClassification(DataArguments())
+    pool, test = task.prepare_labels(rows([1, 2, 1, 2]), rows([2, 1]))  # integer ids become classes
+    assert task.label_names == ["1", "2"] and pool["label"] == [0, 1, 0, 1] and test["label"] == [1, 0]
+    with pytest.raises(UserError, match=r"two classes at least; the training documents have \['1'\]"):
+        SingleLabelClassification(DataArguments()).prepare_labels(rows([1, 1, 1]), rows([1]))
+    with pytest.raises(UserError, match=r"no training document has class\(es\) \['3'\].*test documents have"):
+        SingleLabelClassification(DataArguments()).prepare_labels(rows([1, 2, 1, 2]), rows([3, 1]))
+
+
 def test_validation_is_carved_by_default_only_from_enough_labels():
     limit, task = MIN_PER_CLASS_FOR_VALIDATION, single_label_task(2)
     assert task.default_validation_fraction(labeled_rows([limit, limit])) == 0.2

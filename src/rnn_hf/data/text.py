@@ -217,6 +217,19 @@ def _select_columns(dataset: Dataset, source: str, text_column: str, label_colum
     if label_column is not None and label_column not in columns:
         raise DataError(f"label column '{label_column}' not found in {source}; columns are {columns}")
 
+    # a column named "label" is read as the labels even when no --label_column names it
+    label_column = label_column or ("label" if "label" in columns else None)
+    for column, role in ((text_column, "text"), (label_column, "label")):
+        if column is None:
+            continue
+        values = dataset.with_format("arrow")[column]  # no Python copy of the column unless one is missing
+        if values.null_count:
+            first = values.is_null().to_pylist().index(True)
+            raise DataError(
+                f"{values.null_count} row(s) of {source} have no {role} in column '{column}' (first: row "
+                f"{first}, counting from 0); fill or drop them"
+            )
+
     renames = {text_column: "text"}
     if label_column is not None:
         renames[label_column] = "label"
