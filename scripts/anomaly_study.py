@@ -27,6 +27,7 @@ from transformers.utils import logging as hf_logging
 
 from rnn_hf.data.series import load_kdd_tsad_135, one_class_split, window_scores_to_points, windows
 from rnn_hf.hub import hardware
+from rnn_hf.training import exit_on_user_error
 from rnn_hf.training.series import (
     SeriesModelArguments,
     pretrain_autoencoder,
@@ -52,6 +53,8 @@ parser.add_argument(
     "--output_dir", default="runs/anomaly", help="where the report goes (docs/results for make)"
 )
 args = parser.parse_args()
+if args.window < 2:
+    parser.error(f"--window must be at least 2 (each step reads the value before it), got {args.window}")
 hf_logging.set_verbosity_error()
 started = time.time()
 torch.manual_seed(args.seed)
@@ -75,20 +78,27 @@ def fit_errors(model, normal_values: torch.Tensor, teacher_forcing: bool) -> Non
 SCORINGS = {"free-running decoder": False, "teacher-forced decoder": True}
 
 
+@exit_on_user_error  # an unknown set or class, a window longer than a series: one line, status 2, before training
+def load_data():
+    series = load_kdd_tsad_135()
+    mean, deviation = series.train.mean(), series.train.std()
+    train, test = (
+        (series.train - mean) / deviation,
+        (series.test - mean) / deviation,
+    )  # z-scores of the normal part
+    # the autoencoder trains on the first 80% of the normal part and fits its error model on the next 10%; the last
+    # 10%, held out from both, sets the threshold (there are no labelled anomalies to pick it on)
+    split, split2 = int(0.8 * len(train)), int(0.9 * len(train))
+    parts = {name: torch.tensor(windows(values, args.window, 1))[:, :, None]  # (N, W, 1)
+             for name, values in (("fit", train[:split]), ("error model", train[split:split2]),
+                                  ("threshold", train[split2:]), ("test", test))}  # fmt: skip
+    one_class = one_class_split(args.ucr_set, args.normal_class, args.seed, validation_fraction=0.3)
+    return series, train, test, split, split2, parts, one_class
+
+
 rows = []
+series, train, test, split, split2, parts, split_sets = load_data()
 # ---- KDD-TSAD 135: one long series, windows
-series = load_kdd_tsad_135()
-mean, deviation = series.train.mean(), series.train.std()
-train, test = (
-    (series.train - mean) / deviation,
-    (series.test - mean) / deviation,
-)  # z-scores of the normal part
-# the autoencoder trains on the first 80% of the normal part and fits its error model on the next 10%; the last
-# 10%, held out from both, sets the threshold (there are no labelled anomalies to pick it on)
-split, split2 = int(0.8 * len(train)), int(0.9 * len(train))
-parts = {name: torch.tensor(windows(values, args.window, 1))[:, :, None]  # (N, W, 1)
-         for name, values in (("fit", train[:split]), ("error model", train[split:split2]),
-                              ("threshold", train[split2:]), ("test", test))}  # fmt: skip
 print(
     f"KDD-TSAD 135: {len(parts['fit'])} training windows, {len(parts['test'])} test windows of {args.window}"
 )
@@ -111,7 +121,6 @@ for method, (normal_points, points) in point_scores.items():
 point_scores = {method: points for method, (_, points) in point_scores.items()}
 
 # ---- a UCR set, one class normal
-split_sets = one_class_split(args.ucr_set, args.normal_class, args.seed, validation_fraction=0.3)
 normal, validation, test_set = (series_tensor(s) for s in split_sets[:3])
 half = max(1, len(normal) // 4)  # a quarter of the normal series fits the error model
 autoencoder_ucr = train_autoencoder(normal[half:], "ucr")

@@ -29,6 +29,7 @@ from rnn_hf.data.forecasting import (
     validation_split,
 )
 from rnn_hf.hub import hardware
+from rnn_hf.training.cli import exit_on_user_error
 from rnn_hf.training.forecast_evaluation import arima, ets, evaluate, forecast_windows, seasonal_naive
 from rnn_hf.training.forecasting import (
     ForecasterArguments,
@@ -88,6 +89,8 @@ parser.add_argument(
 )
 parser.add_argument("--no_baselines", action="store_true", help="score the RNN alone")
 args = parser.parse_args()
+if args.file and None in (args.target, args.timestamp_column, args.prediction_length):
+    parser.error("--file needs --target, --timestamp_column and --prediction_length")
 hf_logging.set_verbosity_error()
 warnings.filterwarnings("ignore", module="statsmodels")
 work_dir, output_dir = Path(args.work_dir), Path(args.output_dir)
@@ -95,23 +98,25 @@ started = time.time()
 settings = ForecasterArguments(context_length=args.context_length, lags_sequence=args.lags_sequence,
                                hidden_size=args.hidden_size, num_layers=args.num_layers, scaling=args.scaling)  # fmt: skip
 run_settings = {"forecaster": asdict(settings), "num_windows": args.num_windows, "max_steps": args.max_steps,
-                "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed}  # fmt: skip
-if args.validation:
-    run_settings["validation"] = True
+                "learning_rate": args.learning_rate, "batch_size": args.batch_size, "seed": args.seed,
+                **({"validation": True} if args.validation else {})}  # fmt: skip
 scores_path = work_dir / "scores.json"
 scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
 sections, charts, reused = [], [], []
 
-for name in [args.file] if args.file else args.datasets:
-    if args.file:
-        data = load_forecasting_file(args.file, args.target, args.timestamp_column, args.prediction_length,
-                                     args.season_length, args.freq, args.covariates)  # fmt: skip
-        name = data.name
-    else:
-        data = load_forecasting_data(name)
+
+@exit_on_user_error  # a bad file or a series too short: one line, status 2
+def load(name: str):
+    data = (load_forecasting_file(args.file, args.target, args.timestamp_column, args.prediction_length,
+                                  args.season_length, args.freq, args.covariates) if args.file
+            else load_forecasting_data(name))  # fmt: skip
     data = validation_split(data, args.num_windows) if args.validation else data
-    ends = first_origin(data, args.num_windows)
-    config = forecaster_config(data, settings)
+    return data, first_origin(data, args.num_windows), forecaster_config(data, settings)
+
+
+for name in [args.file] if args.file else args.datasets:
+    data, ends, config = load(name)
+    name = data.name if args.file else name
     model_dir = work_dir / name
     settings_file = model_dir / "settings.json"
     if settings_file.is_file() and json.loads(settings_file.read_text()) != run_settings:
@@ -171,9 +176,7 @@ output_dir.mkdir(parents=True, exist_ok=True)
 figure, axes = plt.subplots(len(charts), 1, figsize=(10, 3.2 * len(charts)), squeeze=False)
 for axis, (data, forecast_fn, window) in zip(axes[:, 0], charts, strict=True):
     torch.manual_seed(args.seed)
-    fan_chart(
-        axis, data, forecast_fn, window, history_steps=min(len(window.history), 4 * data.prediction_length)
-    )
+    fan_chart(axis, data, forecast_fn, window, history_steps=min(len(window.history), 4 * data.prediction_length))  # fmt: skip
 axes[0, 0].legend(loc="upper left", fontsize=8)
 figure.tight_layout()
 figure.savefig(output_dir / "forecasting.png", dpi=110)

@@ -295,6 +295,28 @@ def test_classification_study_refuses_a_general_stage_for_a_multivariate_set(tmp
     assert not list(tmp_path.rglob("*.safetensors"))  # nothing trained
 
 
+def test_forecasting_and_anomaly_studies_stop_on_bad_input_with_one_line(tmp_path):
+    """A series file whose timestamps repeat, and a normal class the UCR set lacks: one `error:` line, status 2,
+    before anything trains."""
+    series_file = tmp_path / "series.csv"
+    series_file.write_text("timestamp,value\n" + "".join(f"2020-01-01,{i}\n" for i in range(40)))
+    commands = {
+        "must increase strictly": ["scripts/forecasting_study.py", "--file", str(series_file), "--target", "value",
+                                   "--timestamp_column", "timestamp", "--prediction_length", "4"],
+        "normal_class '7' is not a class of 'GunPoint'": ["scripts/anomaly_study.py", "--normal_class", "7"],
+    }  # fmt: skip
+    processes = {
+        message: subprocess.Popen([sys.executable, *argv, "--output_dir", str(tmp_path / "out")], cwd=REPO,
+                                  stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        for message, argv in commands.items()
+    }  # fmt: skip
+    for message, process in processes.items():
+        stderr = process.communicate(timeout=300)[1]
+        assert process.returncode == 2 and "Traceback" not in stderr, stderr[-3000:]
+        assert stderr.strip().splitlines()[-1].startswith("error: ") and message in stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.safetensors"))
+
+
 @pytest.mark.slow
 def test_the_three_study_scripts_run_and_resume(tmp_path):
     out = tmp_path / "forecasting"

