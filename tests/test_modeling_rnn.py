@@ -648,6 +648,10 @@ def test_causal_lm_shift_labels_for_streams():
         (dict(input_ids=torch.tensor([[-1, 5]])), r"`input_ids` contains id -1"),
         (dict(input_ids=torch.zeros(2, 0, dtype=torch.long)), r"`input_ids` is empty"),
         (
+            dict(input_ids=torch.tensor([[5.0, 6.0]])),
+            r"`input_ids` must hold integer token ids .*torch.float32",
+        ),
+        (
             dict(input_ids=torch.tensor([5, 6])),
             r"`input_ids` must have shape \(batch_size, sequence_length\)",
         ),

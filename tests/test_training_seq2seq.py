@@ -137,6 +137,17 @@ def test_train_seq2seq_refuses_bad_input_with_one_line(language_models, tmp_path
     assert "Traceback" not in swapped.stderr
 
 
+@pytest.mark.parametrize("target", [None, "  "])
+def test_load_pairs_refuses_a_missing_or_empty_side(tmp_path, target):
+    rows = [{"source": f"the cat {i}", "target": f"le chat {i}"} for i in range(4)]
+    rows[2]["target"] = target
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (tmp_path / "test.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    arguments = PairArguments(train_file=str(tmp_path / "train.jsonl"), test_file=str(tmp_path / "test.jsonl"))
+    with pytest.raises(DataError, match="train pair 2 has an empty or missing source or target"):
+        load_pairs(arguments)
+
+
 @pytest.mark.parametrize("ratio", [0.0, 0.1])
 def test_pretrained_lr_ratio_slows_or_freezes_only_the_weights_copied_from_the_lms(
     language_models, ratio, tmp_path

@@ -73,6 +73,8 @@ def check_input_ids(input_ids: torch.Tensor, vocab_size: int, name: str = "input
         raise ValueError(
             f"`{name}` must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}."
         )
+    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer token ids (torch.long), got {input_ids.dtype}.")
     if input_ids.numel() == 0:
         raise ValueError(f"`{name}` is empty (shape {tuple(input_ids.shape)}): give at least one token.")
     low, high = torch.aminmax(input_ids)

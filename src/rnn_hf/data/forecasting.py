@@ -306,9 +306,7 @@ FORECASTING_DATASETS: dict[str, Callable[[], ForecastingData]] = {
 def load_forecasting_data(name: str) -> ForecastingData:
     """The forecasting set `name`, one of `FORECASTING_DATASETS`."""
     if name not in FORECASTING_DATASETS:
-        raise DataError(
-            f"unknown forecasting dataset {name!r}; choose one of {sorted(FORECASTING_DATASETS)}"
-        )
+        raise DataError(f"unknown forecasting dataset {name!r}; choose one of {sorted(FORECASTING_DATASETS)}")
     return FORECASTING_DATASETS[name]()
 
 

@@ -333,13 +333,17 @@ class SingleLabelClassification(FinetuningTask):
         counts = np.bincount(np.asarray(pool["label"], dtype=np.int64), minlength=self.num_labels())
         if (counts > 0).sum() < 2:
             present = [name for name, count in zip(self.label_names, counts, strict=True) if count]
-            raise UserError(f"classification needs two classes at least; the training documents have {present}")
+            raise UserError(
+                f"classification needs two classes at least; the training documents have {present}"
+            )
         untaught = [name for name, count in zip(self.label_names, counts, strict=True) if not count]
         if untaught:
             in_test = set(np.asarray(test["label"], dtype=np.int64).tolist())
             where = ("the test documents have them" if any(self.label_names.index(name) in in_test
                      for name in untaught) else "the label column declares them")  # fmt: skip
-            raise UserError(f"no training document has class(es) {untaught}, so no label can teach them ({where})")
+            raise UserError(
+                f"no training document has class(es) {untaught}, so no label can teach them ({where})"
+            )
 
     def draw_labeled(self, pool, seed):
         n = self.data_args.num_labeled_per_class

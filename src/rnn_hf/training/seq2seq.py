@@ -108,10 +108,12 @@ def load_pairs(args: PairArguments) -> DatasetDict:
         empty = [
             i
             for i, row in enumerate(split)
-            if not str(row["source"]).strip() or not str(row["target"]).strip()
+            if any(row[side] is None or not str(row[side]).strip() for side in ("source", "target"))
         ]
         if empty:
-            raise DataError(f"{name} pair {empty[0]} has an empty source or target ({len(empty)} such pairs)")
+            raise DataError(
+                f"{name} pair {empty[0]} has an empty or missing source or target ({len(empty)} such pairs)"
+            )
     return pairs
 
 
