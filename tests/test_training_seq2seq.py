@@ -143,7 +143,9 @@ def test_load_pairs_refuses_a_missing_or_empty_side(tmp_path, target):
     rows[2]["target"] = target
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     (tmp_path / "test.jsonl").write_text(json.dumps(rows[0]) + "\n")
-    arguments = PairArguments(train_file=str(tmp_path / "train.jsonl"), test_file=str(tmp_path / "test.jsonl"))
+    arguments = PairArguments(
+        train_file=str(tmp_path / "train.jsonl"), test_file=str(tmp_path / "test.jsonl")
+    )
     with pytest.raises(DataError, match="train pair 2 has an empty or missing source or target"):
         load_pairs(arguments)
 
