@@ -264,6 +264,17 @@ def test_reconstruction_reverses_the_window_and_scores_anomalies():
     spiked = windows.clone()
     spiked[:, 6] += 50.0
     assert (model(spiked).anomaly_scores[:, 6] > scored.anomaly_scores[:, 6]).all()
+    errors = free.reconstruction_errors  # (5, 12, 1)
+    with pytest.raises(ValueError, match=r"`errors` must have shape .* got \(5, 12, 2\)"):
+        model.fit_error_distribution(errors.expand(5, 12, 2))  # two channels for a univariate model
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model.fit_error_distribution(errors.masked_fill(torch.rand_like(errors) < 0.2, float("nan")))
+    with pytest.raises(ValueError, match="`observed_mask` has shape"):
+        model.fit_error_distribution(errors, observed_mask=torch.ones(5, 11))
+    observed = torch.ones(5, 12)
+    observed[:, 0] = 0  # a step left out of the fit, given without the channel axis
+    model.fit_error_distribution(errors.clone().index_fill_(1, torch.tensor([0]), float("nan")), observed)
+    torch.testing.assert_close(model.error_mean, errors[:, 1:].reshape(-1, 1).mean(0))
 
 
 def test_reconstruction_missing_values_stay_out_of_the_loss():

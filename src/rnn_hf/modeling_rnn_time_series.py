@@ -833,10 +833,30 @@ class RnnForSequenceReconstruction(RnnTimeSeriesPreTrainedModel):
     def fit_error_distribution(self, errors: torch.Tensor, observed_mask: torch.Tensor | None = None) -> None:
         """Fit EncDec-AD's Gaussian `N(mu, Sigma)` to reconstruction errors of normal data: `errors` of shape
         `(num_windows, window_length, input_size)` (`reconstruction_errors` of windows known to be normal), or
-        `(num_errors, input_size)`. Saved with the model; `anomaly_scores` appear in the outputs from then on."""
-        errors = errors.reshape(-1, self.config.input_size).to(self.error_mean.device, self.error_mean.dtype)
+        `(num_errors, input_size)`; `observed_mask` (1 observed, 0 missing; the shape of `errors`, or without its
+        last axis) leaves steps out. Saved with the model; `anomaly_scores` appear in the outputs from then on."""
+        input_size = self.config.input_size
+        if errors.dim() not in (2, 3) or errors.size(-1) != input_size:
+            raise ValueError(
+                f"`errors` must have shape (num_windows, window_length, {input_size}) or (num_errors, {input_size})"
+                f" (input_size={input_size}), got {tuple(errors.shape)}."
+            )
         if observed_mask is not None:
-            errors = errors[observed_mask.reshape(-1, self.config.input_size).all(-1).to(errors.device)]
+            if observed_mask.shape == errors.shape[:-1]:  # one flag per step: every channel alike
+                observed_mask = observed_mask[..., None].expand(errors.shape)
+            if observed_mask.shape != errors.shape:
+                raise ValueError(
+                    f"`observed_mask` has shape {tuple(observed_mask.shape)} but `errors` has "
+                    f"{tuple(errors.shape)}."
+                )
+        errors = errors.reshape(-1, input_size).to(self.error_mean.device, self.error_mean.dtype)
+        if observed_mask is not None:
+            errors = errors[observed_mask.reshape(-1, input_size).bool().all(-1).to(errors.device)]
+        if not bool(torch.isfinite(errors).all()):
+            raise ValueError(
+                "`errors` holds NaN or infinite values: leave those steps out with `observed_mask` (0 where a "
+                "value is missing)."
+            )
         if errors.size(0) < 2:
             raise ValueError("`fit_error_distribution` needs at least two observed error vectors.")
         mean = errors.mean(0)
