@@ -93,6 +93,8 @@ def parse_args(argv):
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if any(seed < 0 for seed in args.seeds):
+        parser.error(f"--seeds must be non-negative integers, got {args.seeds}")
     for value in args.num_labels_list:
         if value != "all" and not (value.isdigit() and int(value) > 0):
             parser.error(f"--num_labels_list takes positive integers or 'all', got {value!r}")

@@ -65,6 +65,8 @@ if args.general_pretraining_steps < 0 or args.pretraining_steps < (
     parser.error("--pretraining_steps must be at least 1 (0 only after --general_pretraining_steps)")
 if bad := [n for n in args.num_labels_list if n != "all" and not (n.isdigit() and int(n) > 0)]:
     parser.error(f"--num_labels_list takes positive integers or 'all', got {bad}")
+if any(seed < 0 for seed in args.seeds):
+    parser.error(f"--seeds must be non-negative integers, got {args.seeds}")
 if not 0 <= args.backbone_lr_ratio <= 1:
     parser.error(f"--backbone_lr_ratio must lie in [0, 1], got {args.backbone_lr_ratio}")
 hf_logging.set_verbosity_error()

@@ -244,6 +244,15 @@ def test_split_by_document_bad_sizes(bbc):
         split_by_document(bbc, test_size=0.6, validation_size=0.5)
 
 
+def test_split_by_document_too_few_documents():
+    three_classes = datasets.Dataset.from_dict({"text": list("abcdef"), "label": [0, 1, 2] * 2}).cast_column(
+        "label", datasets.ClassLabel(names=["x", "y", "z"])
+    )
+    with pytest.raises(DataError, match=r"cannot split 6 documents into 1 test and 1 validation documents "
+                                        r"stratified by 'label' \(.*\): give more documents"):  # fmt: skip
+        split_by_document(three_classes)
+
+
 def test_sample_per_class_balanced_and_deterministic(bbc):
     sample = sample_per_class(bbc, num_per_class=10, seed=0)
     labels = list(sample["label"])

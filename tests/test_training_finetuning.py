@@ -39,6 +39,7 @@ from rnn_hf.training.finetuning import (
     FinetuningData,
     FullBatchTrainer,
     SingleLabelClassification,
+    check_classes,
     default_num_epochs,
     load_finetuning_data,
     recipe_training_arguments,
@@ -333,13 +334,14 @@ def test_classes_without_training_documents_are_refused():
     def rows(labels):
         return Dataset.from_dict({"text": [f"doc {i}" for i in range(len(labels))], "label": labels})
 
-    task = SingleLabelClassification(DataArguments())
-    pool, test = task.prepare_labels(rows([1, 2, 1, 2]), rows([2, 1]))  # integer ids become classes
-    assert task.label_names == ["1", "2"] and pool["label"] == [0, 1, 0, 1] and test["label"] == [1, 0]
+    check_classes(rows([1, 2, 1, 2]), rows([2, 1]))  # every test class taught: no error
     with pytest.raises(UserError, match=r"two classes at least; the training documents have \['1'\]"):
-        SingleLabelClassification(DataArguments()).prepare_labels(rows([1, 1, 1]), rows([1]))
-    with pytest.raises(UserError, match=r"no training document has class\(es\) \['3'\].*test documents have"):
-        SingleLabelClassification(DataArguments()).prepare_labels(rows([1, 2, 1, 2]), rows([3, 1]))
+        check_classes(rows([1, 1, 1]), rows([1]))
+    named = Features({"text": Value("string"), "label": ClassLabel(names=["sport", "tech", "arts"])})
+    pool, test = (Dataset.from_dict({"text": ["a"] * len(labels), "label": labels}, features=named)
+                  for labels in ([0, 1, 0, 1], [2, 0]))  # fmt: skip
+    with pytest.raises(UserError, match=r"the test documents have class\(es\) \['arts'\] that no training"):
+        check_classes(pool, test)
 
 
 def test_validation_is_carved_by_default_only_from_enough_labels():

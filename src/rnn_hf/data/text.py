@@ -271,10 +271,16 @@ def split_by_document(
 
     # Whole numbers of documents, so that float rounding cannot move one between splits.
     num_test, num_validation = round(test_size * len(dataset)), round(validation_size * len(dataset))
-    rest_test = dataset.train_test_split(test_size=num_test, seed=seed, stratify_by_column=stratify)
-    train_validation = rest_test["train"].train_test_split(
-        test_size=num_validation, seed=seed, stratify_by_column=stratify
-    )
+    try:
+        rest_test = dataset.train_test_split(test_size=num_test, seed=seed, stratify_by_column=stratify)
+        train_validation = rest_test["train"].train_test_split(
+            test_size=num_validation, seed=seed, stratify_by_column=stratify
+        )
+    except ValueError as err:  # too few documents for the sizes, or for one of each class on every side
+        raise DataError(
+            f"cannot split {len(dataset)} documents into {num_test} test and {num_validation} validation "
+            f"documents{f' stratified by {stratify!r}' if stratify else ''} ({err}): give more documents"
+        ) from None
     return DatasetDict(
         {
             "train": train_validation["train"],

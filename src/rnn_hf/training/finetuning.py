@@ -316,34 +316,15 @@ class SingleLabelClassification(FinetuningTask):
         feature = pool.features["label"]
         if isinstance(feature, ClassLabel):
             self.label_names = feature.names
-        elif not feature.dtype.startswith(("int", "uint")):
+            return pool, test
+        if not feature.dtype.startswith(("int", "uint")):
             raise UserError(f"label column '{self.data_args.label_column}' holds {feature.dtype} values; "
                             "classification needs class names or ids (regression: --task regression)")  # fmt: skip
-        else:
-            self.label_names = [str(value) for value in sorted(set(pool["label"]) | set(test["label"]))]
-            classes = ClassLabel(names=self.label_names)
-            pool, test = (
-                d.cast_column("label", Value("string")).cast_column("label", classes) for d in (pool, test)
-            )
-        self.check_classes(pool, test)
-        return pool, test
-
-    def check_classes(self, pool: Dataset, test: Dataset) -> None:
-        """Every class the labels declare has training documents, and there are two classes at least."""
-        counts = np.bincount(np.asarray(pool["label"], dtype=np.int64), minlength=self.num_labels())
-        if (counts > 0).sum() < 2:
-            present = [name for name, count in zip(self.label_names, counts, strict=True) if count]
-            raise UserError(
-                f"classification needs two classes at least; the training documents have {present}"
-            )
-        untaught = [name for name, count in zip(self.label_names, counts, strict=True) if not count]
-        if untaught:
-            in_test = set(np.asarray(test["label"], dtype=np.int64).tolist())
-            where = ("the test documents have them" if any(self.label_names.index(name) in in_test
-                     for name in untaught) else "the label column declares them")  # fmt: skip
-            raise UserError(
-                f"no training document has class(es) {untaught}, so no label can teach them ({where})"
-            )
+        self.label_names = [str(value) for value in sorted(set(pool["label"]) | set(test["label"]))]
+        classes = ClassLabel(names=self.label_names)
+        return tuple(
+            d.cast_column("label", Value("string")).cast_column("label", classes) for d in (pool, test)
+        )
 
     def draw_labeled(self, pool, seed):
         n = self.data_args.num_labeled_per_class
@@ -558,6 +539,21 @@ class FinetuningData:
     description: str
 
 
+def check_classes(pool: Dataset, test: Dataset) -> None:
+    """Two classes at least among the labeled pool's documents, and none in the test documents that the pool lacks:
+    no label could teach it."""
+    feature = pool.features["label"]
+    name = feature.int2str if isinstance(feature, ClassLabel) else str
+    taught = set(pool["label"])
+    if len(taught) < 2:
+        raise UserError(f"classification needs two classes at least; the training documents have "
+                        f"{sorted(map(name, taught))}")  # fmt: skip
+    untaught = sorted(map(name, set(test["label"]) - taught))
+    if untaught:
+        raise UserError(f"the test documents have class(es) {untaught} that no training document has, so no "
+                        "label can teach them")  # fmt: skip
+
+
 def load_finetuning_data(data_args: DataArguments, checkpoint: Path) -> FinetuningData:
     """The labeled pool and the test documents, checked against what pretraining trained on (`split.json`).
 
@@ -619,6 +615,8 @@ def load_finetuning_data(data_args: DataArguments, checkpoint: Path) -> Finetuni
         pool, test = (
             d.filter(lambda text: bool(text and text.strip()), input_columns="text") for d in (pool, test)
         )
+    if args.task == "single_label_classification":
+        check_classes(pool, test)
     texts = (
         test["text"] if args.task != "token_classification" else [" ".join(words) for words in test["text"]]
     )
