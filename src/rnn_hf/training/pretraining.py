@@ -663,7 +663,6 @@ def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
 
     # Save: weights, tokenizer, what pretraining saw (split.json), results and a model card with the measured numbers.
     accelerator.wait_for_everyone()
-    accelerator.end_training()
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.save_pretrained(output_dir)
@@ -711,16 +710,27 @@ def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
 
 
 def leave_together(accelerator: Accelerator) -> None:
-    """Tear the process group down on every process at once, while all are alive.
+    """Free the DDP model and tear the process group down on every process at once, then end the trackers
+    (`Accelerator.end_training`, which would destroy the group too).
 
-    Left to the interpreter's exit, a process could free its DDP model (and with it the gloo process group) after
-    its peer had exited, and hang forever in gloo's destructor: seen under load, the last process of a 2-process
-    run waited in `~ProcessGroupGloo` once the first had saved the model and left.
+    The order matters. Whatever drops the last reference to a gloo process group runs `~ProcessGroupGloo`, which
+    joins gloo's worker threads while holding the GIL; a worker still destroying a finished collective (a barrier
+    keeps the collectives before it) needs the GIL to release that collective's tensors, so both wait forever.
+    Seen under load, about one 2-process run in 20: `end_training` destroyed the group right after a barrier and
+    the next `del model` freed the DDP reducer, the group's last holder, on the process that had nothing to save.
+    So each barrier's work stays referenced here, in this thread, until the group is gone; the reducer goes while
+    the group still lives (the world holds it); and the group goes last, from `destroy_process_group`.
     """
-    if accelerator.num_processes == 1 or not torch.distributed.is_initialized():
-        return
-    accelerator.wait_for_everyone()  # the main process has saved
-    accelerator.free_memory()  # drops the accelerator's references to the prepared model and optimizer
-    gc.collect()  # ... so that the DDP reducer goes now, while every peer is still here
-    accelerator.wait_for_everyone()
-    torch.distributed.destroy_process_group()
+    if accelerator.num_processes > 1 and torch.distributed.is_initialized():
+        saved = torch.distributed.barrier(async_op=True)  # the main process has saved
+        saved.wait()
+        accelerator.free_memory()  # drops the accelerator's references to the prepared model and optimizer
+        gc.collect()  # ... so that the DDP reducer goes now, while the world still holds the group
+        freed = torch.distributed.barrier(async_op=True)
+        freed.wait()
+        torch.distributed.destroy_process_group()
+        del (
+            saved,
+            freed,
+        )  # the barriers' collectives are freed here, with the GIL, no gloo thread left to need it
+    accelerator.end_training()
