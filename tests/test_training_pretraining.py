@@ -35,11 +35,20 @@ def corpus(tmp_path_factory):
 
 def run_pretrain(args, launcher=None, timeout=300):
     command = (launcher or [sys.executable]) + [str(ROOT / "scripts" / "pretrain.py"), *args]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT
+    )
     try:
-        return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired as err:  # say where it stopped, not only that it did
-        tail = [(stream or b"")[-3000:].decode(errors="replace") for stream in (err.stdout, err.stderr)]
-        pytest.fail(f"pretrain.py ran past {timeout} s\nstdout: ...{tail[0]}\nstderr: ...{tail[1]}")
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:  # say where it stopped, not only that it did
+        # SIGTERM, not `subprocess.run`'s SIGKILL: torchrun passes it on to its workers (each in its own session,
+        # out of reach of a process-group kill), so none is left running beside the rest of the suite
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=120)
+        pytest.fail(
+            f"pretrain.py ran past {timeout} s\nstdout: ...{stdout[-3000:]}\nstderr: ...{stderr[-3000:]}"
+        )
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def free_port() -> int:
