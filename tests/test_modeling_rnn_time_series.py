@@ -104,6 +104,7 @@ def test_cached_sampling_equals_rereading_the_context_at_every_step(name):
     assert cached.shape == expected
     assert torch.allclose(cached, reread, atol=1e-4, rtol=1e-4)
     assert torch.isfinite(cached).all()
+    assert not cached.requires_grad and not reread.requires_grad  # sampling builds no autograd graph
     if name == "negative_binomial":
         assert torch.equal(cached, cached.round()) and (cached >= 0).all()
     torch.manual_seed(8)

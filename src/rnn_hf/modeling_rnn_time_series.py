@@ -566,7 +566,6 @@ class RnnForTimeSeriesPrediction(RnnTimeSeriesPreTrainedModel):
         nll = -distribution.log_prob(squeeze_univariate(target, input_size))  # (B, n)
         return (nll * weights).sum() / weights.sum().clamp_min(1.0)
 
-    @torch.no_grad()
     def check_window(self, past_values: torch.Tensor, future_values: torch.Tensor | None = None) -> None:
         """The window's lengths as the config fixes them: `past_length` steps of history, `prediction_length`
         future values."""
@@ -586,6 +585,7 @@ class RnnForTimeSeriesPrediction(RnnTimeSeriesPreTrainedModel):
                     f"{config.prediction_length}."
                 )
 
+    @torch.no_grad()
     def generate(
         self,
         past_values: torch.Tensor,
