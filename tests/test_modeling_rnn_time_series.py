@@ -276,6 +276,8 @@ def test_reconstruction_reverses_the_window_and_scores_anomalies():
     observed[:, 0] = 0  # a step left out of the fit, given without the channel axis
     model.fit_error_distribution(errors.clone().index_fill_(1, torch.tensor([0]), float("nan")), observed)
     torch.testing.assert_close(model.error_mean, errors[:, 1:].reshape(-1, 1).mean(0))
+    model.fit_error_distribution(errors[:, :, 0], observed[:, :])  # univariate: (windows, steps) is enough
+    torch.testing.assert_close(model.error_mean, errors[:, 1:].reshape(-1, 1).mean(0))
 
 
 def test_reconstruction_missing_values_stay_out_of_the_loss():

@@ -832,10 +832,13 @@ class RnnForSequenceReconstruction(RnnTimeSeriesPreTrainedModel):
     @torch.no_grad()
     def fit_error_distribution(self, errors: torch.Tensor, observed_mask: torch.Tensor | None = None) -> None:
         """Fit EncDec-AD's Gaussian `N(mu, Sigma)` to reconstruction errors of normal data: `errors` of shape
-        `(num_windows, window_length, input_size)` (`reconstruction_errors` of windows known to be normal), or
-        `(num_errors, input_size)`; `observed_mask` (1 observed, 0 missing; the shape of `errors`, or without its
-        last axis) leaves steps out. Saved with the model; `anomaly_scores` appear in the outputs from then on."""
+        `(num_windows, window_length, input_size)` (`reconstruction_errors` of windows known to be normal; for a
+        univariate model also without the last axis), or `(num_errors, input_size)`; `observed_mask` (1 observed,
+        0 missing; the shape of `errors`, or without its last axis) leaves steps out. Saved with the model;
+        `anomaly_scores` appear in the outputs from then on."""
         input_size = self.config.input_size
+        if input_size == 1 and errors.dim() == 2:  # univariate windows without the channel axis
+            errors = errors[..., None]
         if errors.dim() not in (2, 3) or errors.size(-1) != input_size:
             raise ValueError(
                 f"`errors` must have shape (num_windows, window_length, {input_size}) or (num_errors, {input_size})"
