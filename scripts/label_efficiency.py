@@ -21,7 +21,7 @@ from pathlib import Path
 import datasets
 
 from rnn_hf.training import DataArguments, exit_on_user_error
-from rnn_hf.training.cli import check_rnn_checkpoint
+from rnn_hf.training.cli import check_rnn_checkpoint, labels_per_class, non_negative_int
 from rnn_hf.training.finetuning import (
     MIN_PER_CLASS_FOR_VALIDATION,
     default_learning_rate,
@@ -58,10 +58,9 @@ def parse_args(argv):
     parser.add_argument("--test_file", help="held-out labeled documents (default: pretraining's test split)")
     parser.add_argument("--text_column", default="text")
     parser.add_argument("--label_column", default="label")
-    parser.add_argument(
-        "--num_labels_list", nargs="+", help="N or 'all' (default: 5 10 25 50 100 all; --quick: 2 4)"
-    )
-    parser.add_argument("--seeds", nargs="+", type=int, help="default: 0 1 2; --quick: 0")
+    parser.add_argument("--num_labels_list", nargs="+", type=labels_per_class,
+                        help="N or 'all' (default: 5 10 25 50 100 all; --quick: 2 4)")  # fmt: skip
+    parser.add_argument("--seeds", nargs="+", type=non_negative_int, help="default: 0 1 2; --quick: 0")
     parser.add_argument("--max_seq_length", type=int, help="default: finetune's 512; --quick: 64")
     parser.add_argument("--num_train_epochs", type=int, help="default: the recipe's; --quick: 1")
     parser.add_argument("--per_device_train_batch_size", type=int, help="default: the recipe's 8 (a GPU may want a "
@@ -93,11 +92,6 @@ def parse_args(argv):
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if any(seed < 0 for seed in args.seeds):
-        parser.error(f"--seeds must be non-negative integers, got {args.seeds}")
-    for value in args.num_labels_list:
-        if value != "all" and not (value.isdigit() and int(value) > 0):
-            parser.error(f"--num_labels_list takes positive integers or 'all', got {value!r}")
     if args.self_training and (not args.features or args.task == "regression"):
         parser.error("--self_training needs --features and a classification task")
     if args.learning_rates and args.tune_num_labels < MIN_PER_CLASS_FOR_VALIDATION:

@@ -23,6 +23,7 @@ from transformers.utils import logging as hf_logging
 from rnn_hf.data import DataError
 from rnn_hf.data.series import GENERAL_UCR_SETS, draw_labeled, load_ucr
 from rnn_hf.training import exit_on_user_error
+from rnn_hf.training.cli import labels_per_class, non_negative_int
 from rnn_hf.training.label_efficiency import Method, label_efficiency, linear_model_scores
 from rnn_hf.training.series import (
     SeriesModelArguments,
@@ -38,8 +39,8 @@ from rnn_hf.training.series_baselines import knn_dtw_accuracy, one_length, rocke
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--datasets", nargs="+", default=["GunPoint", "ArrowHead", "ItalyPowerDemand"])
-parser.add_argument("--num_labels_list", nargs="+", default=["1", "2", "5", "all"])
-parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+parser.add_argument("--num_labels_list", nargs="+", type=labels_per_class, default=["1", "2", "5", "all"])
+parser.add_argument("--seeds", nargs="+", type=non_negative_int, default=[0, 1, 2])
 parser.add_argument("--pretraining_steps", type=int, default=600)
 parser.add_argument("--general_pretraining_steps", type=int, default=0, help="first pretrain this long on "
                     "rnn_hf.data.series.general_series_windows (every other offline series; 0: no general stage)")  # fmt: skip
@@ -63,10 +64,6 @@ if args.general_pretraining_steps < 0 or args.pretraining_steps < (
     0 if args.general_pretraining_steps else 1
 ):
     parser.error("--pretraining_steps must be at least 1 (0 only after --general_pretraining_steps)")
-if bad := [n for n in args.num_labels_list if n != "all" and not (n.isdigit() and int(n) > 0)]:
-    parser.error(f"--num_labels_list takes positive integers or 'all', got {bad}")
-if any(seed < 0 for seed in args.seeds):
-    parser.error(f"--seeds must be non-negative integers, got {args.seeds}")
 if not 0 <= args.backbone_lr_ratio <= 1:
     parser.error(f"--backbone_lr_ratio must lie in [0, 1], got {args.backbone_lr_ratio}")
 hf_logging.set_verbosity_error()

@@ -1,6 +1,7 @@
 """rnn_hf.training.label_efficiency: the study on a non-BBC regression set through the library, and
 scripts/label_efficiency.py --quick on BBC News in a subprocess (resumable, tuned learning rates)."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -18,7 +19,7 @@ from rnn_hf import RnnForSequenceClassification
 from rnn_hf.data import DataError, DocumentSplit, load_trump_tweets
 from rnn_hf.layers import pool_sequence
 from rnn_hf.training import DataArguments, load_finetuning_data
-from rnn_hf.training.cli import UserError
+from rnn_hf.training.cli import UserError, labels_per_class, non_negative_int
 from rnn_hf.training.finetuning import FinetuningData
 from rnn_hf.training.label_efficiency import (
     Method,
@@ -360,3 +361,14 @@ def test_finetune_method_passes_data_and_model_settings_and_records_them(tmp_pat
                              learning_rate=1e-3)  # fmt: skip
     assert method.settings["validation_fraction"] == 0.0 and method.settings["classifier_bptt"] == 64
     assert method.settings["learning_rate"] == 1e-3  # a TrainingArguments field, recorded too
+
+
+def test_study_flag_types_refuse_what_the_draws_cannot_take():
+    assert [labels_per_class(value) for value in ("1", "25", "all")] == ["1", "25", "all"]
+    assert non_negative_int("0") == 0 and non_negative_int("7") == 7
+    for value in ("0", "-3", "x", "2.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="positive integers or 'all'"):
+            labels_per_class(value)
+    for value in ("-1", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="non-negative integers"):
+            non_negative_int(value)

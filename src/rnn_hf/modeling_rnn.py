@@ -68,13 +68,17 @@ class RnnCausalLMOutput(ModelOutput):
 # Input checks: bad input gets a ValueError that names the argument, never an index error deep inside torch.
 
 
+def check_integer_ids(ids: torch.Tensor, name: str, what: str) -> None:
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"`{name}` must hold integer {what} (torch.long), got {ids.dtype}.")
+
+
 def check_input_ids(input_ids: torch.Tensor, vocab_size: int, name: str = "input_ids") -> None:
     if input_ids.dim() != 2:
         raise ValueError(
             f"`{name}` must have shape (batch_size, sequence_length), got {tuple(input_ids.shape)}."
         )
-    if input_ids.is_floating_point() or input_ids.is_complex() or input_ids.dtype == torch.bool:
-        raise ValueError(f"`{name}` must hold integer token ids (torch.long), got {input_ids.dtype}.")
+    check_integer_ids(input_ids, name, "token ids")
     if input_ids.numel() == 0:
         raise ValueError(f"`{name}` is empty (shape {tuple(input_ids.shape)}): give at least one token.")
     low, high = torch.aminmax(input_ids)
@@ -90,13 +94,8 @@ def check_same_shape(name: str, tensor: torch.Tensor | None, reference: torch.Si
         )
 
 
-def check_integer_labels(labels: torch.Tensor, what: str) -> None:
-    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
-        raise ValueError(f"`labels` must hold integer {what} (torch.long), got {labels.dtype}.")
-
-
 def check_class_labels(labels: torch.Tensor, num_labels: int, allow_ignore: bool) -> None:
-    check_integer_labels(labels, "class ids")
+    check_integer_ids(labels, "labels", "class ids")
     valid = (labels >= 0) & (labels < num_labels)
     if allow_ignore:
         valid |= labels == -100
@@ -109,7 +108,7 @@ def check_class_labels(labels: torch.Tensor, num_labels: int, allow_ignore: bool
 
 
 def check_token_labels(labels: torch.Tensor, vocab_size: int) -> None:
-    check_integer_labels(labels, "token ids")
+    check_integer_ids(labels, "labels", "token ids")
     valid = ((labels >= 0) & (labels < vocab_size)) | (labels == -100)
     if not bool(valid.all()):
         bad = int(labels[~valid][0])

@@ -1,5 +1,6 @@
 """Command-line plumbing: bad input ends a script with one clear line and a non-zero exit, no traceback wall."""
 
+import argparse
 import functools
 import json
 import sys
@@ -28,6 +29,20 @@ def exit_on_user_error(main: Callable) -> Callable:
             raise SystemExit(2) from None
 
     return wrapper
+
+
+def labels_per_class(value: str) -> str:
+    """An argparse type for a study's numbers of labels: a positive integer or 'all', kept as the string."""
+    if value != "all" and not (value.isdigit() and int(value) > 0):
+        raise argparse.ArgumentTypeError(f"takes positive integers or 'all', got {value!r}")
+    return value
+
+
+def non_negative_int(value: str) -> int:
+    """An argparse type for a seed: a non-negative integer (numpy's generators refuse negative ones)."""
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"takes non-negative integers, got {value!r}")
+    return int(value)
 
 
 def check_rnn_checkpoint(path: str | Path, flag: str = "--model_name_or_path") -> Path:
