@@ -31,6 +31,7 @@ from rnn_hf.training.label_efficiency import (
     linear_model_scores,
     majority_class_scores,
     markdown_table,
+    paired_with_scratch,
     pooled_features,
     self_trained_linear_model,
     study_summary_lines,
@@ -324,6 +325,32 @@ def test_label_savings_and_table_cells():
         and "| 10 | 93.0 ± 2.0 (n=2) |" in text
         and "| all (≈300) | 98.0 (n=1) |" in text
     )
+
+
+def test_report_pairs_each_pretrained_network_with_scratch_seed_by_seed(tmp_path):
+    accuracy = {"scratch": [0.5, 0.6, 0.7], "clm": [0.6, 0.6, 0.9], "tfidf": [0.9, 0.9, 0.9],
+                "scratch_objective": [0.4, 0.4, 0.4]}  # fmt: skip
+    methods = [Method(name, legend, lambda n, seed, name=name: {"accuracy": accuracy[name][seed]})
+               for name, legend in (("tfidf", "TF-IDF"), ("scratch", "scratch"), ("clm", "CLM"),
+                                    ("scratch_objective", "scratch, objective kept"))]  # fmt: skip
+    report = label_efficiency(methods, ["5", "10"], [0, 1, 2], tmp_path / "work", tmp_path / "out",
+                              metrics=("accuracy",)).read_text()  # fmt: skip
+    section = report.split("## Against the network from scratch, seed by seed (accuracy)")[1].split("\n## ")[
+        0
+    ]
+    # differences 0.1, 0.0, 0.2: mean 0.1, sample std 0.1, standard error 0.1 / sqrt(3); one tie
+    assert "| labels per class | CLM |" in section and "TF-IDF" not in section and "objective" not in section
+    assert "| 5 | +10.0 ± 5.8 (2 ahead, 0 behind of 3) |" in section
+    summary = json.loads((tmp_path / "out" / "label_efficiency.json").read_text())
+    assert summary["minus_scratch"]["accuracy"]["clm"]["10"] == pytest.approx(
+        {"mean": 0.1, "standard_error": 0.1 / 3**0.5, "ahead": 2, "behind": 0, "count": 3}
+    )
+    records = [{"method": m, "num_labels": "5", "seed": seed, "rmse": value} for m, values in
+               (("scratch", [2.0, 2.0]), ("clm", [1.0, 3.0]), ("mlm", [1.5, 1.5])) for seed, value in enumerate(values)]  # fmt: skip
+    records.append({"method": "clm", "num_labels": "10", "seed": 0, "rmse": 1.0})  # one seed: no cell
+    paired = paired_with_scratch(records, ["5", "10"], [Method("clm", "CLM", None), Method("mlm", "MLM", None)],
+                                 "rmse")  # fmt: skip
+    assert paired == {("clm", "5"): (0.0, pytest.approx(1.0), 1, 1, 2), ("mlm", "5"): (-0.5, 0.0, 2, 0, 2)}
 
 
 def test_majority_class_floor():

@@ -61,7 +61,8 @@ NOT_PRETRAINED = (
     "rocket",
     "knn_dtw",
     "scratch_features",
-)  # method names label_savings leaves out
+    "scratch_objective",
+)  # method names label_savings and paired_with_scratch leave out
 
 
 def percent_scale(metric: str) -> int:
@@ -164,6 +165,47 @@ def label_savings(table: dict, num_labels_list: list[str], methods: list[Method]
             sentences.append(f"- {method.legend}: does not reach the network from scratch with {most} labels "
                              f"({metric} {target:.4g}) at any N up to {most}.")  # fmt: skip
     return sentences
+
+
+def paired_with_scratch(
+    records: list[dict], num_labels_list: list[str], methods: list[Method], metric: str
+) -> dict:
+    """Per pretrained method (as `label_savings`) and N: its `metric` minus the network from scratch's on the same
+    seed (the same labeled draw), over the seeds both ran: `{(method, N): (mean, standard error, ahead, behind,
+    seeds)}`, "ahead" meaning better (lower for `LOWER_IS_BETTER`); cells with fewer than 2 seeds are left out. A
+    difference of means hides how much of the spread over seeds the draw explains; these pairs take it out."""
+    scores = {(r["method"], r["num_labels"], r["seed"]): r[metric] for r in records if metric in r}
+    sign = -1 if metric in LOWER_IS_BETTER else 1
+    table = {}
+    for method in (m for m in methods if m.name not in NOT_PRETRAINED):
+        for n in num_labels_list:
+            differences = np.array([value - scores["scratch", n, seed] for (name, m, seed), value in scores.items()
+                                    if name == method.name and m == n and ("scratch", n, seed) in scores])  # fmt: skip
+            if len(differences) >= 2:
+                error = float(np.std(differences, ddof=1) / np.sqrt(len(differences)))
+                ahead, behind = int((sign * differences > 0).sum()), int((sign * differences < 0).sum())
+                table[method.name, n] = (float(differences.mean()), error, ahead, behind, len(differences))
+    return table
+
+
+def paired_table(
+    table: dict, num_labels_list: list[str], methods: list[Method], scale: float, unit: str
+) -> str:
+    """Cells "mean ± standard error (ahead / behind of seeds)" of `paired_with_scratch`."""
+    shown = [m for m in methods if any((m.name, n) in table for n in num_labels_list)]
+    lines = [f"| {unit} | " + " | ".join(m.legend for m in shown) + " |", "|---|" + "---|" * len(shown)]
+    digits = 1 if scale == 100 else 3
+    for n in (n for n in num_labels_list if any((m.name, n) in table for m in shown)):
+        cells = []
+        for method in shown:
+            if (method.name, n) not in table:
+                cells.append("–")
+                continue
+            mean, error, ahead, behind, seeds = table[method.name, n]
+            cells.append(f"{scale * mean:+.{digits}f} ± {scale * error:.{digits}f} "
+                         f"({ahead} ahead, {behind} behind of {seeds})")  # fmt: skip
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def majority_class_scores(test_labels: list) -> dict[str, float]:
@@ -270,6 +312,13 @@ def label_efficiency(
         if metric in floors:
             lines += ["", f"Floor: always predicting the test set's most frequent class scores "
                           f"{scale * floors[metric]:.1f}."]  # fmt: skip
+    paired = paired_with_scratch(records, order, methods, metrics[0])
+    if paired:
+        scale = percent_scale(metrics[0])
+        lines += ["", f"## Against the network from scratch, seed by seed ({metrics[0]})", "",
+                  f"Each pretrained network's {metrics[0]} minus the network from scratch's on the same seed (the "
+                  "same labeled series): mean ± standard error over seeds, and on how many seeds it is ahead or "
+                  "behind.", "", paired_table(paired, order, methods, scale, unit)]  # fmt: skip
     lines += [
         "", f"![{metrics[0]} against labels]({report_name}.png)", "", "## How this was measured", "",
         *([f"- Command: `{command}`"] if command else []),
@@ -285,8 +334,13 @@ def label_efficiency(
     for metric, table in tables.items():
         for (name, n), (mean, std, count) in table.items():
             scores[metric][name][n] = {"mean": mean, "std": std, "count": count}
+    differences = {name: {} for name, _ in paired}
+    for (name, n), (mean, error, ahead, behind, count) in paired.items():
+        differences[name][n] = {"mean": mean, "standard_error": error, "ahead": ahead, "behind": behind,
+                                "count": count}  # fmt: skip
     summary = {"title": title, "command": command, "seeds": seeds, "num_labels": order,
-               "methods": {m.name: m.legend for m in methods}, "floor": floors, "scores": scores}  # fmt: skip
+               "methods": {m.name: m.legend for m in methods}, "floor": floors, "scores": scores,
+               "minus_scratch": {metrics[0]: differences}}  # fmt: skip
     (output_dir / f"{report_name}.json").write_text(json.dumps(summary, indent=1))
     print(f"wrote {report}, {report_name}.png and {report_name}.json (the tables, for other scripts to read)")
     return report
