@@ -46,12 +46,11 @@ parser.add_argument("--general_pretraining_steps", type=int, default=0, help="fi
                     "rnn_hf.data.series.general_series_windows (every other offline series; 0: no general stage)")  # fmt: skip
 parser.add_argument("--finetuning_steps", type=int, default=150)
 parser.add_argument("--learning_rate", type=float, default=3e-3)
-parser.add_argument(
-    "--backbone_lr_ratio",
-    type=float,
-    default=1.0,
-    help="the pretrained backbones fine-tune at this x --learning_rate (0: fixed, the head alone learns)",
-)
+parser.add_argument("--backbone_lr_ratio", type=float, default=1.0, help="the pretrained backbones fine-tune at this "
+                    "x --learning_rate (0: fixed, the head alone learns)")  # fmt: skip
+parser.add_argument("--objective_weight", type=float, default=0.0, help="the pretrained RNNs keep their pretraining "
+                    "loss on the unlabeled training series at this weight while they fine-tune; >0 adds scratch "
+                    "with the reconstruction loss kept")  # fmt: skip
 parser.add_argument("--features", nargs="?", const="also", choices=["also", "only"], help="each backbone (random "
                     "weights for scratch) also, or only, as fixed features + logistic regression")  # fmt: skip
 parser.add_argument("--hidden_size", type=int, default=64)
@@ -60,12 +59,12 @@ parser.add_argument("--equal_length", action="store_true", help="equal-length se
 parser.add_argument("--work_dir", default="runs/series_classification", help="pretrained models and runs")
 parser.add_argument("--output_dir", default="runs/series_classification", help="docs/results for make")
 args = parser.parse_args()
-if args.general_pretraining_steps < 0 or args.pretraining_steps < (
-    0 if args.general_pretraining_steps else 1
-):
+if args.general_pretraining_steps < 0 or args.pretraining_steps < (0 if args.general_pretraining_steps else 1):  # fmt: skip
     parser.error("--pretraining_steps must be at least 1 (0 only after --general_pretraining_steps)")
-if not 0 <= args.backbone_lr_ratio <= 1:
-    parser.error(f"--backbone_lr_ratio must lie in [0, 1], got {args.backbone_lr_ratio}")
+if not 0 <= args.backbone_lr_ratio <= 1 or args.objective_weight < 0:
+    parser.error("--backbone_lr_ratio must lie in [0, 1], --objective_weight must be at least 0")
+if args.objective_weight and (args.backbone_lr_ratio == 0 or args.features == "only"):
+    parser.error("--objective_weight needs backbones that fine-tune (--backbone_lr_ratio > 0, no --features only)")  # fmt: skip
 hf_logging.set_verbosity_error()
 warnings.filterwarnings("ignore", message=".*unsafe cast.*")
 model_args = SeriesModelArguments(hidden_size=args.hidden_size)
@@ -98,9 +97,13 @@ def run_study(name: str) -> None:
             torch.manual_seed(seed)
             training = training_arguments(str(work_dir / "finetune"), args.finetuning_steps, args.learning_rate, 16,
                                           seed)  # fmt: skip
-            ratio = 1.0 if init == "scratch" else args.backbone_lr_ratio
-            model = finetune_classifier(inits[init], model_args, series_tensor(rows), np.asarray(rows["label"]),
-                                        num_classes, training, backbone_lr_ratio=ratio)  # fmt: skip
+            ratio = 1.0 if init.startswith("scratch") else args.backbone_lr_ratio
+            weight = 0.0 if init == "scratch" else args.objective_weight
+            autoencoder = inits["reconstruct"]  # scratch_objective: a random one, its loss kept
+            pretrained = inits[init] if init in inits else type(autoencoder)(autoencoder.config)
+            model = finetune_classifier(pretrained, model_args, series_tensor(rows), np.asarray(rows["label"]),
+                                        num_classes, training, backbone_lr_ratio=ratio, unlabeled=train_values,
+                                        objective_weight=weight)  # fmt: skip
             return scores(predict_classes(model, test_values))
 
         return run
@@ -131,22 +134,20 @@ def run_study(name: str) -> None:
 
     settings = {"model": asdict(model_args), "pretraining_steps": args.pretraining_steps,
                 "finetuning_steps": args.finetuning_steps, "learning_rate": args.learning_rate}  # fmt: skip
-    pretrained_settings = {**settings, "set": name}
+    kept = {"objective_weight": args.objective_weight} if args.objective_weight else {}
+    general = {"general_pretraining_steps": args.general_pretraining_steps} if args.general_pretraining_steps else {}  # fmt: skip
+    pretrained_settings = {**settings, "set": name, **kept, **general}
     if args.backbone_lr_ratio != 1:
         pretrained_settings["backbone_lr_ratio"] = args.backbone_lr_ratio
-    general = {"general_pretraining_steps": args.general_pretraining_steps} if args.general_pretraining_steps else {}  # fmt: skip
-    pretrained_settings |= general
     methods = [
-        Method(
-            "rocket", "ROCKET (aeon, 10,000 kernels)", baseline(rocket_classifier_accuracy), {"set": name}
-        ),
+        Method("rocket", "ROCKET (aeon, 10,000 kernels)", baseline(rocket_classifier_accuracy), {"set": name}),
         Method("knn_dtw", "1-NN DTW (aeon)", baseline(knn_dtw_accuracy), {"set": name}),
         Method("scratch", "RNN from scratch", rnn_method("scratch"), {**settings, "set": name}),
         Method("forecast", "RNN pretrained by forecasting", rnn_method("forecast"), pretrained_settings),
-        Method(
-            "reconstruct", "RNN pretrained by reconstruction", rnn_method("reconstruct"), pretrained_settings
-        ),
-    ][2 * args.no_baselines : None if args.features != "only" else 2]
+        Method("reconstruct", "RNN pretrained by reconstruction", rnn_method("reconstruct"), pretrained_settings),
+    ][2 * args.no_baselines : None if args.features != "only" else 2] + [
+        Method("scratch_objective", "RNN from scratch, reconstruction loss kept", rnn_method("scratch_objective"),
+               {**settings, "set": name, **kept})] * bool(kept)  # fmt: skip
     legends = {"scratch": "RNN, random weights", "forecast": "RNN pretrained by forecasting",
                "reconstruct": "RNN pretrained by reconstruction"}  # fmt: skip
     methods += [Method(f"{init}_features", f"{legend}, fixed features + logistic regression", feature_method(init),
@@ -155,10 +156,11 @@ def run_study(name: str) -> None:
                 for init, legend in legends.items() if args.features]  # fmt: skip
     features_text = (" Fixed features: the backbone's pooled states (last, max, mean), standardized, then a "
                      "logistic regression (scikit-learn defaults) on the labeled series.") if args.features else ""  # fmt: skip
-    backbone_rate = {
-        1: "every weight at that rate",
-        0: "the pretrained backbones fixed, the head alone learns",
-    }.get(args.backbone_lr_ratio, f"the pretrained backbones at {args.backbone_lr_ratio} x that rate")
+    backbone_rate = {1: "every weight at that rate", 0: "the pretrained backbones fixed, the head alone learns"}.get(
+        args.backbone_lr_ratio, f"the pretrained backbones at {args.backbone_lr_ratio} x that rate") + (
+        f"; each pretrained network keeps its pretraining loss, and one more network from scratch a reconstruction "
+        f"loss, on 16 unlabeled training series drawn at each step, at weight {args.objective_weight} beside the "
+        "classification loss: WithPretrainingObjective" if kept else "")  # fmt: skip
     label_efficiency(
         methods,
         args.num_labels_list,
@@ -176,7 +178,7 @@ def run_study(name: str) -> None:
                 f"installs offline (general_series_windows, {name} left out), then"
                 if general
                 else ""
-            )
+            )  # fmt: skip
             + f" on the {len(train)} training series "
             f"without labels ({args.pretraining_steps} steps: forecasting = next-value likelihood, "
             f"reconstruction = EncDec-AD), then fine-tune for {args.finetuning_steps} steps (lr "

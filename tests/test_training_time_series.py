@@ -27,6 +27,7 @@ from rnn_hf.training.forecasting import (
 )
 from rnn_hf.training.series import (
     SeriesModelArguments,
+    WithPretrainingObjective,
     classifier_from,
     finetune_classifier,
     fit,
@@ -142,6 +143,60 @@ def test_fine_tuning_a_pretrained_backbone_fixed_or_at_a_lower_rate(tmp_path):
     assert all(rate == pytest.approx(1e-3 if key in backbone else 1e-2) for key, rate in rates.items())
 
 
+def test_fine_tuning_with_the_pretraining_objective_kept_on_the_unlabeled_series(tmp_path):
+    values = series_tensor(load_ucr("ItalyPowerDemand")["train"])[:8]
+    labels = torch.tensor([0, 1] * 4)
+    settings = SeriesModelArguments(hidden_size=8, dropout=0.0)
+    short = training_arguments(str(tmp_path), 2, 1e-2, 4, 0)
+    forecaster = pretrain_forecaster(values, settings, short)
+    autoencoder = pretrain_autoencoder(values, settings, short)
+    for pretrained in (forecaster, autoencoder):
+        before = {name: weight.clone() for name, weight in pretrained.state_dict().items()}
+        classifier = classifier_from(pretrained, settings, 1, 2)
+        both = WithPretrainingObjective(
+            classifier, pretrained, values, 0.5, 4, torch.Generator().manual_seed(3)
+        )
+        assert both.objective.model is classifier.model and both.model is classifier.model
+        assert both.objective.model is not pretrained.model  # the caller's model is left as it was
+        # the training loss: classification + 0.5 x the objective's loss on 4 unlabeled series drawn by the generator
+        rows = torch.randint(8, (4,), generator=torch.Generator().manual_seed(3))
+        if pretrained is forecaster:
+            expected = both.objective(past_values=values[rows, :-1], future_values=values[rows, -1:]).loss
+        else:
+            expected = both.objective(past_values=values[rows]).loss
+        torch.manual_seed(0)  # the classifier's dropout: the same draw both times
+        loss = both(past_values=values, labels=labels).loss
+        torch.manual_seed(0)
+        classification = classifier(values, labels=labels).loss
+        assert loss.item() == pytest.approx(classification.item() + 0.5 * expected.item())
+        both.eval()  # evaluation: the classification loss alone
+        assert both(past_values=values, labels=labels).loss.item() == pytest.approx(
+            classifier(values, labels=labels).loss.item()
+        )
+        kept = finetune_classifier(pretrained, settings, values, labels.numpy(), 2, short, unlabeled=values,
+                                   objective_weight=1.0)  # fmt: skip
+        plain = finetune_classifier(pretrained, settings, values, labels.numpy(), 2, short)
+        plain_weights = plain.model.state_dict()  # the objective moved the shared backbone:
+        assert any(
+            not torch.equal(weight, plain_weights[name]) for name, weight in kept.model.state_dict().items()
+        )
+        assert all(torch.equal(weight, before[name]) for name, weight in pretrained.state_dict().items())
+    for bad, message in (
+        ({"objective_weight": -1.0, "unlabeled": values}, "objective_weight must be at least 0"),
+        ({"objective_weight": 1.0}, "needs a pretrained model, unlabeled series"),
+        ({"objective_weight": 1.0, "unlabeled": values, "freeze_backbone": True}, "a backbone that learns"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            finetune_classifier(autoencoder, settings, values, labels.numpy(), 2, short, **bad)
+    with pytest.raises(ValueError, match=r"unlabeled must hold \(N, T, 1\) series, got \(8, 24\)"):
+        WithPretrainingObjective(
+            classifier_from(autoencoder, settings, 1, 2), autoencoder, values[..., 0], 1.0
+        )
+    with pytest.raises(TypeError, match="forecaster or an autoencoder"):
+        WithPretrainingObjective(classifier_from(None, settings, 1, 2), classifier_from(None, settings, 1, 2),
+                                 values, 1.0)  # fmt: skip
+
+
 def test_a_later_pretraining_stage_starts_from_the_earlier_one(tmp_path):
     """`pretrain_once` continues `init` (windows of another length), saves, and reloads instead of retraining."""
     settings = SeriesModelArguments(hidden_size=8)
@@ -243,8 +298,9 @@ def test_series_helpers_run_where_the_model_is(tmp_path):
     labels = np.array([0, 1] * 8)
     settings = SeriesModelArguments(hidden_size=8)
     autoencoder = pretrain_autoencoder(values, settings, training_arguments(str(tmp_path), 2, 1e-2, 8, 0))
-    classifier = finetune_classifier(autoencoder, settings, values, labels, 2,
-                                     training_arguments(str(tmp_path), 2, 1e-2, 8, 0))  # fmt: skip
+    classifier = finetune_classifier(autoencoder, settings, values, labels, 2,  # its loss kept: series moved too
+                                     training_arguments(str(tmp_path), 2, 1e-2, 8, 0), unlabeled=values,
+                                     objective_weight=1.0)  # fmt: skip
     assert autoencoder.device.type == classifier.device.type == "cuda"
     errors, _ = reconstruction_errors(autoencoder, values)
     autoencoder.fit_error_distribution(errors)
@@ -282,6 +338,20 @@ def test_classification_study_refuses_unequal_lengths_before_training(tmp_path):
         "error: the series of JapaneseVowels differ in length, and ROCKET needs one: pass --equal_length"
     )
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())  # nothing trained or written
+
+
+def test_classification_study_refuses_an_objective_weight_it_cannot_use(tmp_path):
+    for flags, message in (
+        (["--objective_weight", "-1"], "--objective_weight must be at least 0"),
+        (
+            ["--objective_weight", "1", "--backbone_lr_ratio", "0"],
+            "--objective_weight needs backbones that fine-tune",
+        ),
+    ):
+        result = subprocess.run([sys.executable, "scripts/series_classification_study.py", *flags, "--work_dir",
+                                 str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=300)  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr.splitlines()[-1]
+        assert not list(tmp_path.iterdir())
 
 
 def test_classification_study_refuses_a_general_stage_for_a_multivariate_set(tmp_path):
@@ -360,9 +430,11 @@ def test_the_three_study_scripts_run_and_resume(tmp_path):
     out = tmp_path / "general"
     run_script("scripts/series_classification_study.py", "--datasets", "ItalyPowerDemand", "--seeds", "0",
                "--num_labels_list", "1", "--general_pretraining_steps", "3", "--pretraining_steps", "2",
-               "--finetuning_steps", "2", "--no_baselines", "--work_dir", str(out), "--output_dir", str(out))  # fmt: skip
+               "--finetuning_steps", "2", "--no_baselines", "--objective_weight", "0.5", "--work_dir", str(out),
+               "--output_dir", str(out))  # fmt: skip
     report = (out / "series_classification_ItalyPowerDemand.md").read_text()
     assert "for 3 steps on 128-step windows of every other series" in report and "ROCKET" not in report
+    assert "RNN from scratch, reconstruction loss kept" in report and "at weight 0.5 beside" in report
     assert (out / "ItalyPowerDemand" / "general_autoencoder_3" / "model.safetensors").is_file()
 
     out = tmp_path / "anomaly"

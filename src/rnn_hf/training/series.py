@@ -8,6 +8,7 @@ scores from a reconstruction autoencoder.
     accuracy = float((predict_classes(classifier, test_values) == test_labels).mean())
 """
 
+import copy
 import functools
 import json
 import math
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset
+from torch import nn
 from transformers import Trainer, TrainingArguments
 
 from ..configuration_rnn_time_series import RnnTimeSeriesConfig
@@ -96,7 +98,7 @@ def training_arguments(output_dir: str, steps: int, learning_rate: float, batch_
 
 
 def fit(
-    model: RnnTimeSeriesPreTrainedModel,
+    model: RnnTimeSeriesPreTrainedModel | nn.Module,
     rows: Dataset,
     args: TrainingArguments,
     backbone_lr_ratio: float = 1.0,
@@ -273,6 +275,62 @@ def classifier_from(
     return model
 
 
+class WithPretrainingObjective(nn.Module):
+    """A classifier that keeps its backbone's pretraining objective while it fine-tunes: each training step adds
+    `weight` x the loss of `objective` (a forecaster or an autoencoder, its head training too, its backbone the
+    classifier's) on `batch_size` series drawn from the unlabeled `(N, T, C)` `unlabeled` (`generator`: the draw)
+    to the classification loss. A semi-supervised use of the unlabeled pool, and a guard against forgetting what
+    pretraining taught while few labels move the backbone."""
+
+    def __init__(
+        self,
+        classifier: RnnForTimeSeriesClassification,
+        objective: RnnTimeSeriesPreTrainedModel,
+        unlabeled: torch.Tensor,
+        weight: float,
+        batch_size: int = 16,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        if not isinstance(objective, (RnnForTimeSeriesPrediction, RnnForSequenceReconstruction)):
+            raise TypeError(
+                f"objective must be a forecaster or an autoencoder, got {type(objective).__name__}"
+            )
+        if (
+            unlabeled.dim() != 3
+            or unlabeled.size(0) == 0
+            or unlabeled.size(2) != classifier.config.input_size
+        ):
+            raise ValueError(
+                f"unlabeled must hold (N, T, {classifier.config.input_size}) series, got {tuple(unlabeled.shape)}"
+            )
+        self.classifier = classifier
+        self.objective = copy.deepcopy(objective)
+        self.objective.model = classifier.model  # one backbone, two heads
+        self.register_buffer("unlabeled", unlabeled, persistent=False)
+        self.weight, self.batch_size = weight, batch_size
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+
+    @property
+    def model(self) -> nn.Module:
+        """The shared backbone (as `classifier.model`: `fit` reads it for discriminative rates)."""
+        return self.classifier.model
+
+    def objective_loss(self) -> torch.Tensor:
+        rows = torch.randint(self.unlabeled.size(0), (self.batch_size,), generator=self.generator)
+        batch = self.unlabeled[rows.to(self.unlabeled.device)]
+        if isinstance(self.objective, RnnForSequenceReconstruction):
+            return self.objective(past_values=batch).loss
+        horizon = self.objective.config.prediction_length
+        return self.objective(past_values=batch[:, :-horizon], future_values=batch[:, -horizon:]).loss
+
+    def forward(self, past_values: torch.Tensor, labels: torch.Tensor | None = None):
+        outputs = self.classifier(past_values=past_values, labels=labels)
+        if self.training and labels is not None and self.weight:
+            outputs.loss = outputs.loss + self.weight * self.objective_loss()
+        return outputs
+
+
 def finetune_classifier(
     pretrained: RnnTimeSeriesPreTrainedModel | None,
     model_args: SeriesModelArguments,
@@ -282,17 +340,33 @@ def finetune_classifier(
     args: TrainingArguments,
     freeze_backbone: bool = False,
     backbone_lr_ratio: float = 1.0,
+    unlabeled: torch.Tensor | None = None,
+    objective_weight: float = 0.0,
 ) -> RnnForTimeSeriesClassification:
     """A classifier trained on labeled `(N, T, C)` series, its backbone copied from `pretrained` (a forecaster or
     an autoencoder) or random (None); `freeze_backbone` (or `backbone_lr_ratio=0`) trains the head alone on the
-    backbone's pooled features, `backbone_lr_ratio` scales the backbone's learning rate (see `fit`)."""
+    backbone's pooled features, `backbone_lr_ratio` scales the backbone's learning rate (see `fit`).
+    `objective_weight` > 0 keeps `pretrained`'s own loss on the `unlabeled` `(N, T, C)` series on while the
+    classifier trains (`WithPretrainingObjective`; batches as `args`, drawn with its seed)."""
     if not 0 <= backbone_lr_ratio <= 1:
         raise ValueError(f"backbone_lr_ratio must lie in [0, 1], got {backbone_lr_ratio}")
+    if objective_weight < 0:
+        raise ValueError(f"objective_weight must be at least 0, got {objective_weight}")
     frozen = freeze_backbone or backbone_lr_ratio == 0
+    if objective_weight and (pretrained is None or unlabeled is None or frozen):
+        raise ValueError(
+            "objective_weight needs a pretrained model, unlabeled series and a backbone that learns"
+        )
     model = classifier_from(pretrained, model_args, values.size(2), num_labels)
     model.model.requires_grad_(not frozen)
     rows = Dataset.from_dict({"past_values": values.numpy(), "labels": np.asarray(labels)})
-    fit(model, rows, args, 1.0 if frozen else backbone_lr_ratio)
+    trained = model
+    if objective_weight:
+        generator = torch.Generator().manual_seed(args.seed)
+        trained = WithPretrainingObjective(
+            model, pretrained, unlabeled, objective_weight, args.per_device_train_batch_size, generator
+        )
+    fit(trained, rows, args, 1.0 if frozen else backbone_lr_ratio)
     return model
 
 
@@ -373,6 +447,7 @@ def steps_for(num_examples: int, batch_size: int, epochs: float) -> int:
 
 __all__ = [
     "SeriesModelArguments",
+    "WithPretrainingObjective",
     "classifier_from",
     "finetune_classifier",
     "fit",
