@@ -178,7 +178,7 @@ def run_study(name: str) -> None:
                 f"installs offline (general_series_windows, {name} left out), then"
                 if general
                 else ""
-            )  # fmt: skip
+            )
             + f" on the {len(train)} training series "
             f"without labels ({args.pretraining_steps} steps: forecasting = next-value likelihood, "
             f"reconstruction = EncDec-AD), then fine-tune for {args.finetuning_steps} steps (lr "
