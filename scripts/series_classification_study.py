@@ -143,8 +143,10 @@ def run_study(name: str) -> None:
         Method("rocket", "ROCKET (aeon, 10,000 kernels)", baseline(rocket_classifier_accuracy), {"set": name}),
         Method("knn_dtw", "1-NN DTW (aeon)", baseline(knn_dtw_accuracy), {"set": name}),
         Method("scratch", "RNN from scratch", rnn_method("scratch"), {**settings, "set": name}),
-        Method("forecast", "RNN pretrained by forecasting", rnn_method("forecast"), pretrained_settings),
-        Method("reconstruct", "RNN pretrained by reconstruction", rnn_method("reconstruct"), pretrained_settings),
+        Method("forecast", "RNN pretrained by forecasting" + ", loss kept" * bool(kept), rnn_method("forecast"),
+               pretrained_settings),  # fmt: skip
+        Method("reconstruct", "RNN pretrained by reconstruction" + ", loss kept" * bool(kept),
+               rnn_method("reconstruct"), pretrained_settings),  # fmt: skip
     ][2 * args.no_baselines : None if args.features != "only" else 2] + [
         Method("scratch_objective", "RNN from scratch, reconstruction loss kept", rnn_method("scratch_objective"),
                {**settings, "set": name, **kept})] * bool(kept)  # fmt: skip

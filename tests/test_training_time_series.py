@@ -435,6 +435,9 @@ def test_the_three_study_scripts_run_and_resume(tmp_path):
     report = (out / "series_classification_ItalyPowerDemand.md").read_text()
     assert "for 3 steps on 128-step windows of every other series" in report and "ROCKET" not in report
     assert "RNN from scratch, reconstruction loss kept" in report and "at weight 0.5 beside" in report
+    assert (
+        "| RNN pretrained by forecasting, loss kept | RNN pretrained by reconstruction, loss kept |" in report
+    )
     assert (out / "ItalyPowerDemand" / "general_autoencoder_3" / "model.safetensors").is_file()
 
     out = tmp_path / "anomaly"
