@@ -131,6 +131,15 @@ def _start_from(model: RnnTimeSeriesPreTrainedModel, init: RnnTimeSeriesPreTrain
     model.load_state_dict(theirs)
 
 
+def forecasting_split(values: torch.Tensor, horizon: int) -> dict[str, torch.Tensor]:
+    """A forecaster's training rows from whole `(N, T, C)` series: the last `horizon` steps are the future, the rest
+    the past (pretraining, and the loss `WithPretrainingObjective` keeps, read series the same way)."""
+    return {
+        "past_values": values[:, : values.size(1) - horizon],
+        "future_values": values[:, values.size(1) - horizon :],
+    }
+
+
 def pretrain_forecaster(
     values: torch.Tensor,
     model_args: SeriesModelArguments,
@@ -154,10 +163,7 @@ def pretrain_forecaster(
     model = RnnForTimeSeriesPrediction(config)
     _start_from(model, init)
     rows = Dataset.from_dict(
-        {
-            "past_values": values[:, : length - horizon].numpy(),
-            "future_values": values[:, length - horizon :].numpy(),
-        }
+        {name: part.numpy() for name, part in forecasting_split(values, horizon).items()}
     )
     fit(model, rows, args)
     return model
@@ -305,8 +311,8 @@ class WithPretrainingObjective(nn.Module):
                 f"unlabeled must hold (N, T, {classifier.config.input_size}) series, got {tuple(unlabeled.shape)}"
             )
         self.classifier = classifier
-        self.objective = copy.deepcopy(objective)
-        self.objective.model = classifier.model  # one backbone, two heads
+        # the objective's head copied, its backbone not: the classifier's stands in (one backbone, two heads)
+        self.objective = copy.deepcopy(objective, memo={id(objective.model): classifier.model})
         self.register_buffer("unlabeled", unlabeled, persistent=False)
         self.weight, self.batch_size = weight, batch_size
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -321,8 +327,7 @@ class WithPretrainingObjective(nn.Module):
         batch = self.unlabeled[rows.to(self.unlabeled.device)]
         if isinstance(self.objective, RnnForSequenceReconstruction):
             return self.objective(past_values=batch).loss
-        horizon = self.objective.config.prediction_length
-        return self.objective(past_values=batch[:, :-horizon], future_values=batch[:, -horizon:]).loss
+        return self.objective(**forecasting_split(batch, self.objective.config.prediction_length)).loss
 
     def forward(self, past_values: torch.Tensor, labels: torch.Tensor | None = None):
         outputs = self.classifier(past_values=past_values, labels=labels)
@@ -451,6 +456,7 @@ __all__ = [
     "classifier_from",
     "finetune_classifier",
     "fit",
+    "forecasting_split",
     "predict_classes",
     "pretrain_autoencoder",
     "pretrain_once",
