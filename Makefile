@@ -135,7 +135,8 @@ three-stages-gpu: venv
 # DeepAR-style forecaster per set (std scaling: better than DeepAR's mean scaling on all three sets, see
 # docs/results/forecasting_mean/) against seasonal naive, ETS and ARIMA; the EncDec-AD autoencoder against an
 # isolation forest; pretrained vs scratch vs ROCKET vs 1-NN DTW with 1-5 labels per class (3 seeds with all labels,
-# then 10 seeds at 1, 2, 5 reusing the first three; ACSF1's 1,460-step series take most of the ~2 hours).
+# then 10 seeds at 1, 2, 5 reusing the first three; then the pretrained networks with their pretraining loss kept
+# while they fine-tune, 10 seeds, reusing the rest; ACSF1's 1,460-step series take most of the ~4.5 hours).
 SERIES_SETS := GunPoint ArrowHead ItalyPowerDemand OSULeaf ACSF1 Trace Coffee
 timeseries: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/forecasting_study.py --scaling std --work_dir runs/forecasting_std \
@@ -145,6 +146,9 @@ timeseries: venv
 		--output_dir docs/results
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/series_classification_study.py --datasets $(SERIES_SETS) \
 		--num_labels_list 1 2 5 --seeds 0 1 2 3 4 5 6 7 8 9 --output_dir docs/results/series_classification_10seeds
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/series_classification_study.py --datasets $(SERIES_SETS) \
+		--num_labels_list 1 2 5 --seeds 0 1 2 3 4 5 6 7 8 9 --objective_weight 1 \
+		--output_dir docs/results/series_classification_objective
 
 bench: venv
 	$(BIN)/python benchmarks/bench_core.py
