@@ -34,7 +34,13 @@ def test_readme_seq2seq_example_runs(tmp_path, capsys):
 def test_readme_time_series_example_runs(tmp_path, capsys):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     section = readme.split("### Time series", 1)[1]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    exec(compile(code.replace("/tmp/rnn-forecaster", str(tmp_path / "forecaster")), "README.md", "exec"), {})
+    section = section.split("\n## ", 1)[0]
+    # the forecaster, then few labels on GunPoint
+    for code in re.findall(r"```python\n(.*?)```", section, re.S):
+        for name in ("rnn-forecaster", "rnn-ae", "rnn-clf"):
+            code = code.replace(f"/tmp/{name}", str(tmp_path / name))
+        exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "torch.Size([4, 50, 12])" in out and "torch.Size([3, 4, 12])" in out and "torch.Size([4])" in out
+    accuracy = float(re.search(r"test accuracy with 4 labels: ([0-9.]+)", out).group(1))
+    assert 0.0 <= accuracy <= 1.0
