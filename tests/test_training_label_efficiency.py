@@ -314,6 +314,12 @@ def test_label_savings_and_table_cells():
         {("scratch", "100"): (2.0, 0, 1), ("clm", "10"): (1.9, 0, 1)}, ["10", "100"], methods, "rmse"
     )
     assert rmse[0].startswith("- CLM: 10 labels reach")  # lower is better
+    table[("mlm", "100")] = (0.75, 0, 3)  # ahead of scratch only at the most labels: no "1x fewer"
+    mlm = label_savings(table, ["10", "100"], methods, "accuracy")[1]
+    assert mlm == (
+        "- MLM: at 100 labels it reaches the network from scratch with 100 (accuracy 0.75 vs 0.7), with fewer "
+        "it does not: no saving measurable below 100."
+    )
     cells = {
         ("tfidf", "5"): (0.9, 0.01, 3),
         ("tfidf", "all"): (0.98, 0.0, 1),

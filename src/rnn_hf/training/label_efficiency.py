@@ -157,10 +157,14 @@ def label_savings(table: dict, num_labels_list: list[str], methods: list[Method]
     for method in (m for m in methods if m.name not in NOT_PRETRAINED):
         reached = [n for n in sorted(int(n) for n in num_labels_list if n != "all") if (method.name, str(n)) in table
                    and (table[method.name, str(n)][0] <= target if lower else table[method.name, str(n)][0] >= target)]  # fmt: skip
-        if reached:
+        if reached and reached[0] < int(most):
             sentences.append(f"- {method.legend}: {reached[0]} labels reach the network from scratch with {most} "
                              f"({metric} {table[method.name, str(reached[0])][0]:.4g} vs {target:.4g}), "
                              f"{int(most) / reached[0]:g}x fewer labels.")  # fmt: skip
+        elif reached:  # level or ahead only with as many labels: no saving the studied numbers can show
+            sentences.append(f"- {method.legend}: at {most} labels it reaches the network from scratch with {most} "
+                             f"({metric} {table[method.name, most][0]:.4g} vs {target:.4g}), with fewer it does "
+                             f"not: no saving measurable below {most}.")  # fmt: skip
         else:
             sentences.append(f"- {method.legend}: does not reach the network from scratch with {most} labels "
                              f"({metric} {target:.4g}) at any N up to {most}.")  # fmt: skip
