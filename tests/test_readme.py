@@ -42,5 +42,4 @@ def test_readme_time_series_example_runs(tmp_path, capsys):
         exec(compile(code, "README.md", "exec"), {})
     out = capsys.readouterr().out
     assert "torch.Size([4, 50, 12])" in out and "torch.Size([3, 4, 12])" in out and "torch.Size([4])" in out
-    accuracy = float(re.search(r"test accuracy with 4 labels: ([0-9.]+)", out).group(1))
-    assert 0.0 <= accuracy <= 1.0
+    assert re.search(r"test accuracy with 4 labels: [01]\.\d\d\n", out)
