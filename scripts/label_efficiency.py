@@ -28,6 +28,7 @@ from rnn_hf.training.finetuning import (
     load_finetuning_data,
 )
 from rnn_hf.training.label_efficiency import (
+    LINEAR_MODELS,
     SELF_TRAINING_QUOTAS,
     baseline_method,
     feature_method,
@@ -76,6 +77,9 @@ def parse_args(argv):
                         "+ logistic regression")  # fmt: skip
     parser.add_argument("--self_training", nargs="?", const="predicted", choices=SELF_TRAINING_QUOTAS, help="with "
                         "--features: each also self-trained on the unlabeled pool (pseudo-labels' class quota)")  # fmt: skip
+    parser.add_argument("--linear_model", default="default", choices=LINEAR_MODELS, help="the linear models' "
+                        "strength (TF-IDF's, fixed features'): scikit-learn's default, or cross-validated on the "
+                        "N labels")  # fmt: skip
     parser.add_argument("--learning_rates", nargs="+", type=float,
                         help="tune each network's peak rate over these")  # fmt: skip
     parser.add_argument("--tune_num_labels", type=int, default=100, help="labels per class of tuning runs")
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> Path:
                                from_scratch=name == "scratch", learning_rate=learning_rate, **training)  # fmt: skip
 
     metric = "rmse" if regression else "accuracy"
-    methods, tuning_lines, tuning_runs = [baseline_method(data, args.task)], [], []
+    methods, tuning_lines, tuning_runs = [baseline_method(data, args.task, args.linear_model)], [], []
     for name in checkpoints if args.features != "only" else ():
         learning_rate = default_learning_rate(from_scratch=name == "scratch")
         if args.learning_rates:
@@ -145,7 +149,8 @@ def main(argv: list[str] | None = None) -> Path:
         methods.append(feature_method(f"{name}_features{suffix[0]}", f"{LEGENDS[name]}, fixed features + logistic "
                                       f"regression{suffix[1]}", checkpoints[name], data, args.task,
                                       args.max_seq_length or DataArguments.max_seq_length, args.classifier_bptt,
-                                      from_scratch=name == "scratch", self_training=quota, cache_dir=work_dir))  # fmt: skip
+                                      from_scratch=name == "scratch", self_training=quota, cache_dir=work_dir,
+                                      regularization=args.linear_model))  # fmt: skip
 
     per_class = not regression
     all_size = len(data.pool) / len(set(data.pool["label"])) if per_class else len(data.pool)
@@ -155,7 +160,7 @@ def main(argv: list[str] | None = None) -> Path:
         f"Data: {data.description}",
         "",
         *text_study_method_lines(methods[0].legend, checkpoints["scratch"], args.features != "only",
-                                 args.validation_fraction, bool(args.features), args.self_training),
+                                 args.validation_fraction, bool(args.features), args.self_training, args.linear_model),
     ]  # fmt: skip
     intro += [line for name in ("clm", "mlm", "sa") if name in checkpoints
               for line in [pretraining_line(LEGENDS[name], checkpoints[name])] if line]  # fmt: skip

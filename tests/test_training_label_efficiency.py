@@ -22,10 +22,12 @@ from rnn_hf.training import DataArguments, load_finetuning_data
 from rnn_hf.training.cli import UserError, labels_per_class, non_negative_int
 from rnn_hf.training.finetuning import FinetuningData
 from rnn_hf.training.label_efficiency import (
+    CV_STRENGTHS,
     Method,
     baseline_method,
     feature_method,
     finetune_method,
+    fit_linear_model,
     label_efficiency,
     label_savings,
     linear_model_scores,
@@ -127,6 +129,50 @@ def test_standardized_linear_model_reads_a_feature_of_any_scale():
         for flag in (False, True)
     )
     assert raw["accuracy"] < 0.7 and standardized["accuracy"] > 0.95 and standardized["num_train"] == 20
+
+
+def test_cross_validated_strength_follows_what_the_labels_support():
+    rng = np.random.default_rng(0)
+    noise, labels = rng.normal(size=(20, 5)), np.repeat([0, 1], 10)
+    task = "single_label_classification"
+    assert fit_linear_model(noise, labels, task).C == 1.0  # scikit-learn's default
+    # labels the features cannot predict: the strongest regularization, probabilities near the class rates
+    assert fit_linear_model(noise, labels, task, "cv").C == CV_STRENGTHS[0]
+    separable = noise.copy()
+    separable[:, 0] += 4 * (2 * labels - 1)  # one feature separates the classes: little regularization
+    assert fit_linear_model(separable, labels, task, "cv").C > 1
+    targets = 2 * separable[:, 0] + 0.01 * rng.normal(size=20)
+    assert (
+        fit_linear_model(separable, targets, "regression", "cv").alpha
+        < fit_linear_model(separable, targets, "regression").alpha
+    )
+    assert fit_linear_model(noise[[0, 10]], [0, 1], task, "cv").C == 1.0  # one row per class: nothing to fold
+    with pytest.raises(UserError, match="regularization"):
+        fit_linear_model(noise, labels, task, "loo")
+    # self-training keeps the strength cross-validated on the labeled rows in every round
+    assert self_trained_linear_model(noise, labels, noise, regularization="cv").C == CV_STRENGTHS[0]
+
+
+def test_study_methods_record_a_cross_validated_strength(tiny_checkpoint, tmp_path):
+    data = load_finetuning_data(DataArguments(), tiny_checkpoint)
+    data = FinetuningData(data.pool.select(range(200)), data.test.select(range(40)), data.description)
+    plain, cv = (baseline_method(data, regularization=r) for r in ("default", "cv"))
+    assert (
+        "linear_model" not in plain.settings and cv.settings["linear_model"] == "cv"
+    )  # old records keep keys
+    assert cv.legend == "TF-IDF + logistic regression (strength cross-validated)"
+    assert 0 <= cv.run("5", 0)["accuracy"] <= 1
+    features = feature_method("clm_features", "features", tiny_checkpoint, data, max_seq_length=16,
+                              cache_dir=tmp_path, regularization="cv")  # fmt: skip
+    default = feature_method("clm_features", "features", tiny_checkpoint, data, max_seq_length=16,
+                             cache_dir=tmp_path)  # fmt: skip
+    assert features.settings["linear_model"] == "cv" and features.run("5", 0)["num_train"] == 25
+    default.run("5", 0)
+    assert len(list(tmp_path.glob("features-*.npz"))) == 1  # both strengths read the same features
+    lines = text_study_method_lines(
+        cv.legend, tiny_checkpoint, fine_tuned=False, features=True, regularization="cv"
+    )
+    assert "5-fold cross-validation on the N labeled documents" in lines[-1]
 
 
 def test_self_training_moves_a_boundary_that_two_labels_misplace():

@@ -31,6 +31,7 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, set_seed
@@ -399,16 +400,44 @@ def unseen_by_every_checkpoint(data: FinetuningData, checkpoints: list, refuse: 
     return data
 
 
+LINEAR_MODELS = ("default", "cv")
+# the regularization strengths cross-validation picks from: C of the logistic regression, 1/alpha of ridge
+CV_STRENGTHS = np.logspace(-4, 4, 17)
+CV_FOLDS = 5
+
+
+def fit_linear_model(features, labels, task: str, regularization: str = "default"):
+    """A scikit-learn linear model fitted on `features`: logistic regression, or ridge for regression.
+    `regularization`: "default", scikit-learn's (C = 1, alpha = 1); "cv", the strength of `CV_STRENGTHS` with the
+    best held-out log loss (squared error for ridge) in stratified `CV_FOLDS`-fold cross-validation on these rows
+    alone (fewer folds when a class has fewer rows; the default strength below 2), refitted on all of them. With
+    ten labels per class the default's strength is a guess; cross-validation on the labels is what a user without
+    a validation set can do instead."""
+    if regularization not in LINEAR_MODELS:
+        raise UserError(f"regularization must be one of {LINEAR_MODELS}, got {regularization!r}")
+    regression = task == "regression"
+    model = Ridge() if regression else LogisticRegression(max_iter=2000)
+    folds = min(CV_FOLDS, len(labels) if regression else int(np.unique(labels, return_counts=True)[1].min()))
+    if regularization == "default" or folds < 2:
+        return model.fit(features, labels)
+    grid = {"alpha": 1 / CV_STRENGTHS} if regression else {"C": CV_STRENGTHS}
+    split = (KFold if regression else StratifiedKFold)(folds, shuffle=True, random_state=0)
+    search = GridSearchCV(
+        model, grid, cv=split, scoring="neg_mean_squared_error" if regression else "neg_log_loss"
+    )
+    return search.fit(features, labels).best_estimator_
+
+
 def linear_model_scores(train_features, train_labels, test_features, test_labels, task: str,
-                        standardize: bool = False) -> dict:  # fmt: skip
-    """A scikit-learn linear model with its defaults (logistic regression, or ridge for regression) fitted on the
-    training features, scored on the test ones. `standardize`: scale both by the training features' mean and
+                        standardize: bool = False, regularization: str = "default") -> dict:  # fmt: skip
+    """`fit_linear_model` (logistic regression, or ridge for regression; `regularization` as it takes it) fitted on
+    the training features, scored on the test ones. `standardize`: scale both by the training features' mean and
     standard deviation first (pooled network states, whose units differ by dimension)."""
     if standardize:
         scaler = StandardScaler().fit(train_features)
         train_features, test_features = scaler.transform(train_features), scaler.transform(test_features)
-    model = Ridge() if task == "regression" else LogisticRegression(max_iter=2000)
-    predicted = model.fit(train_features, train_labels).predict(test_features)
+    model = fit_linear_model(train_features, train_labels, task, regularization)
+    predicted = model.predict(test_features)
     if task == "regression":
         return {**regression_metrics(predicted, test_labels), "num_train": len(train_labels)}
     return classification_scores(predicted, test_labels, len(train_labels))
@@ -420,9 +449,11 @@ def classification_scores(predicted, test_labels, num_train: int) -> dict:
             "macro_f1": float(f1_score(test_labels, predicted, average="macro")), "num_train": num_train}  # fmt: skip
 
 
-def baseline_method(data: FinetuningData, task: str = "single_label_classification") -> Method:
-    """Sublinear TF-IDF + an L2 logistic regression (classification) or ridge regression, scikit-learn defaults,
-    trained on all N labeled documents (it needs no validation set to stop early)."""
+def baseline_method(data: FinetuningData, task: str = "single_label_classification",
+                    regularization: str = "default") -> Method:  # fmt: skip
+    """Sublinear TF-IDF + an L2 logistic regression (classification) or ridge regression, scikit-learn defaults
+    or (`regularization="cv"`) its strength cross-validated on the labels (`fit_linear_model`), trained on all N
+    labeled documents (it needs no validation set to stop early)."""
 
     def run(num_labels: str, seed: int) -> dict:
         # the documents `finetune` draws for the same N and seed
@@ -430,10 +461,20 @@ def baseline_method(data: FinetuningData, task: str = "single_label_classificati
         vectorizer = TfidfVectorizer(sublinear_tf=True)
         features = vectorizer.fit_transform(labeled["text"])
         return linear_model_scores(features, labeled["label"], vectorizer.transform(data.test["text"]),
-                                   data.test["label"], task)  # fmt: skip
+                                   data.test["label"], task, regularization=regularization)  # fmt: skip
 
     legend = "TF-IDF + ridge regression" if task == "regression" else "TF-IDF + logistic regression"
-    return Method("tfidf", legend, run, {"task": task, "test": len(data.test)})
+    return Method("tfidf", legend + CV_LEGEND.get(regularization, ""), run,
+                  {"task": task, "test": len(data.test), **regularization_setting(regularization)})  # fmt: skip
+
+
+CV_LEGEND = {"cv": " (strength cross-validated)"}
+
+
+def regularization_setting(regularization: str) -> dict:
+    """The setting a run records for its linear model's regularization: none for the default, so that the runs
+    recorded before the choice existed keep their key."""
+    return {} if regularization == "default" else {"linear_model": regularization}
 
 
 @torch.no_grad()
@@ -462,9 +503,10 @@ SELF_TRAINING_QUOTAS = ("predicted", "balanced")
 
 
 def self_trained_linear_model(train_features: np.ndarray, train_labels, pool_features: np.ndarray,
-                               rounds: int = 5, final_fraction: float = 0.5,
-                               quota: str = "predicted") -> LogisticRegression:  # fmt: skip
-    """Self-training of a logistic regression (scikit-learn defaults) on fixed features: fitted on the labeled rows,
+                               rounds: int = 5, final_fraction: float = 0.5, quota: str = "predicted",
+                               regularization: str = "default") -> LogisticRegression:  # fmt: skip
+    """Self-training of a logistic regression (`fit_linear_model` with `regularization`: with "cv" the strength is
+    cross-validated on the labeled rows once and kept for every round) on fixed features: fitted on the labeled rows,
     it labels the unlabeled `pool_features`, and in round r of `rounds` refits on the labeled rows plus the pool rows
     it is most confident of, `final_fraction * r / rounds` of the pool in all. `quota` says how that share is split
     among the classes: "predicted", each class takes that share of the rows predicted as it (the predicted class
@@ -476,7 +518,7 @@ def self_trained_linear_model(train_features: np.ndarray, train_labels, pool_fea
     if quota not in SELF_TRAINING_QUOTAS:
         raise ValueError(f"quota must be one of {SELF_TRAINING_QUOTAS}, got {quota!r}")
     train_labels = np.asarray(train_labels)
-    model = LogisticRegression(max_iter=2000).fit(train_features, train_labels)
+    model = fit_linear_model(train_features, train_labels, "single_label_classification", regularization)
     for round_ in range(1, rounds + 1 if len(pool_features) else 1):
         share = final_fraction * round_ / rounds
         probabilities = model.predict_proba(pool_features)  # (P, classes)
@@ -489,7 +531,7 @@ def self_trained_linear_model(train_features: np.ndarray, train_labels, pool_fea
             )
             chosen.append(rows[np.argsort(-probabilities[rows, k], kind="stable")[:count]])
         chosen = np.concatenate(chosen)
-        model = LogisticRegression(max_iter=2000).fit(
+        model = LogisticRegression(C=model.C, max_iter=2000).fit(
             np.concatenate([train_features, pool_features[chosen]]),
             np.concatenate([train_labels, model.classes_[guesses[chosen]]]),
         )
@@ -499,13 +541,13 @@ def self_trained_linear_model(train_features: np.ndarray, train_labels, pool_fea
 def feature_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData,
                    task: str = "single_label_classification", max_seq_length: int = DataArguments.max_seq_length,
                    classifier_bptt: int | None = None, from_scratch: bool = False, self_training: str | None = None,
-                   cache_dir: Path | None = None) -> Method:  # fmt: skip
+                   cache_dir: Path | None = None, regularization: str = "default") -> Method:  # fmt: skip
     """The pretrained network as a fixed feature extractor, no fine-tuning: its pooled states (`pooled_features`,
     computed once per study for the test documents and for the pool documents the draws need, the whole pool when
     self-training, and kept in `cache_dir` when given, so that a rerun or a second method on the same features reads
-    them), standardized, then the TF-IDF baseline's linear model (scikit-learn defaults) on the N labeled documents
-    `finetune` would draw. `from_scratch`: the same network with random weights (seed 0), the control that shows
-    what pretraining adds to the features. `self_training` (classification; a quota of `SELF_TRAINING_QUOTAS`):
+    them), standardized, then the TF-IDF baseline's linear model (`regularization`: scikit-learn's defaults, or its
+    strength cross-validated, `fit_linear_model`) on the N labeled documents `finetune` would draw.
+    `from_scratch`: the same network with random weights (seed 0), the control that shows what pretraining adds to the features. `self_training` (classification; a quota of `SELF_TRAINING_QUOTAS`):
     standardized on the whole pool, then `self_trained_linear_model` with that quota on the pool's unlabeled
     documents."""
     if self_training and task == "regression":
@@ -569,19 +611,19 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         rows = np.array([row_of[text] for text in labeled["text"]], dtype=int)
         if not self_training:
             train, test = features(rows)
-            return linear_model_scores(
-                train, labeled["label"], test, data.test["label"], task, standardize=True
-            )
+            return linear_model_scores(train, labeled["label"], test, data.test["label"], task, standardize=True,
+                                       regularization=regularization)  # fmt: skip
         pool, test = features(np.arange(len(data.pool)))
         scaler = StandardScaler().fit(pool)
         unlabeled = np.setdiff1d(np.arange(len(pool)), rows)
         model = self_trained_linear_model(scaler.transform(pool[rows]), labeled["label"],
-                                          scaler.transform(pool[unlabeled]), quota=self_training)  # fmt: skip
+                                          scaler.transform(pool[unlabeled]), quota=self_training,
+                                          regularization=regularization)  # fmt: skip
         return classification_scores(model.predict(scaler.transform(test)), data.test["label"], len(rows))
 
-    return Method(
-        name, legend, run, {**settings, **({"self_training": self_training} if self_training else {})}
-    )
+    return Method(name, legend + CV_LEGEND.get(regularization, ""), run,
+                  {**settings, **({"self_training": self_training} if self_training else {}),
+                   **regularization_setting(regularization)})  # fmt: skip
 
 
 def finetune_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData, work_dir: Path,
@@ -611,10 +653,10 @@ def finetune_method(name: str, legend: str, checkpoint: str | Path, data: Finetu
 
 def text_study_method_lines(baseline_legend: str, scratch_checkpoint: str | Path, fine_tuned: bool = True,
                             validation_fraction: float | None = None, features: bool = False,
-                            self_training: str | None = None) -> list[str]:  # fmt: skip
+                            self_training: str | None = None, regularization: str = "default") -> list[str]:  # fmt: skip
     """A text study report's lines on how its methods learn from the N labels: the fine-tuned networks (when
     `fine_tuned`; `validation_fraction` as `DataArguments` takes it, None: the recipe's), the TF-IDF baseline, the
-    fixed features and their self-training."""
+    fixed features and their self-training, and their linear models' regularization (`fit_linear_model`)."""
     if not fine_tuned:
         networks = ("- No network is fine-tuned: each one's pooled states (concat pooling of its top layer, the "
                     "input of ULMFiT's head) are fixed features")  # fmt: skip
@@ -631,7 +673,12 @@ def text_study_method_lines(baseline_legend: str, scratch_checkpoint: str | Path
         + ("; so does the same linear model on each pretrained network's standardized pooled states (fixed "
            "features)." if features else ".") + (" Self-trained: standardized on the whole pool, then 5 rounds that "
            "add the pool documents the model is most confident of, 50% of the pool by the last round, split among "
-           f"classes {'as predicted' if self_training == 'predicted' else 'equally'}." if self_training else ""),
+           f"classes {'as predicted' if self_training == 'predicted' else 'equally'}." if self_training else "")
+        + (f" The linear models' strength (C) is the one of {len(CV_STRENGTHS)} from {CV_STRENGTHS[0]:g} to "
+           f"{CV_STRENGTHS[-1]:g} with the best log loss in stratified {CV_FOLDS}-fold cross-validation on the N "
+           "labeled documents (fewer folds below 5 per class), refitted on all of them; the test documents play no "
+           "part." if regularization == "cv" else " The linear models keep scikit-learn's default strength (C = 1; "
+           "ridge: alpha = 1)."),
     ]  # fmt: skip
 
 
