@@ -31,7 +31,7 @@ from rnn_hf.training.label_efficiency import (
     LINEAR_MODELS,
     SELF_TRAINING_QUOTAS,
     baseline_method,
-    feature_method,
+    feature_methods,
     finetune_method,
     label_efficiency,
     pretraining_line,
@@ -77,6 +77,8 @@ def parse_args(argv):
                         "+ logistic regression")  # fmt: skip
     parser.add_argument("--self_training", nargs="?", const="predicted", choices=SELF_TRAINING_QUOTAS, help="with "
                         "--features: each also self-trained on the unlabeled pool (pseudo-labels' class quota)")  # fmt: skip
+    parser.add_argument("--with_tfidf", action="store_true", help="with --features: each network's features "
+                        "beside TF-IDF too, one logistic regression on both (what the network adds to TF-IDF)")  # fmt: skip
     parser.add_argument("--linear_model", default="default", choices=LINEAR_MODELS, help="the linear models' "
                         "strength (TF-IDF's, fixed features'): scikit-learn's default, or cross-validated on the "
                         "N labels")  # fmt: skip
@@ -85,8 +87,9 @@ def parse_args(argv):
     parser.add_argument("--tune_num_labels", type=int, default=100, help="labels per class of tuning runs")
     parser.add_argument("--work_dir", default="runs/label_efficiency", help="results.jsonl, temporary models")
     parser.add_argument("--output_dir", default="runs/label_efficiency", help="where the .md and .png go")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke test: N in 2 4, 1 seed, 1 epoch, 64 tokens")  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke test: N in 2 4, 1 seed, 1 epoch, 64 tokens"
+    )
     parser.add_argument("--report_only", action="store_true", help="run nothing: report the recorded runs")
     args = parser.parse_args(argv)
     if args.clm_checkpoint is None and args.mlm_checkpoint is None and args.sa_checkpoint is None:
@@ -98,6 +101,8 @@ def parse_args(argv):
             setattr(args, name, value)
     if args.self_training and (not args.features or args.task == "regression"):
         parser.error("--self_training needs --features and a classification task")
+    if args.with_tfidf and not args.features:
+        parser.error("--with_tfidf needs --features")  # the features are what it puts beside TF-IDF
     if args.learning_rates and args.tune_num_labels < MIN_PER_CLASS_FOR_VALIDATION:
         parser.error(f"--tune_num_labels {args.tune_num_labels} leaves no validation split to tune on: use at "
                      f"least {MIN_PER_CLASS_FOR_VALIDATION}")  # fmt: skip
@@ -143,14 +148,10 @@ def main(argv: list[str] | None = None) -> Path:
             tuning_lines.append(f"| {LEGENDS[name]} | " + " | ".join(cells) + " |")
             tuning_runs += [r for lr, r in scores.items() if lr != learning_rate]
         methods.append(network(name, learning_rate))
-    for name, quota in [(name, quota) for quota in dict.fromkeys([None, args.self_training]) for name in checkpoints
-                        if args.features]:  # scratch: random weights' features, the control  # fmt: skip
-        suffix = ("_self_training", f", self-trained ({quota})") if quota else ("", "")
-        methods.append(feature_method(f"{name}_features{suffix[0]}", f"{LEGENDS[name]}, fixed features + logistic "
-                                      f"regression{suffix[1]}", checkpoints[name], data, args.task,
-                                      args.max_seq_length or DataArguments.max_seq_length, args.classifier_bptt,
-                                      from_scratch=name == "scratch", self_training=quota, cache_dir=work_dir,
-                                      regularization=args.linear_model))  # fmt: skip
+    if args.features:  # "scratch": random weights' features, the control
+        methods += feature_methods(checkpoints, LEGENDS, data, args.task, args.max_seq_length or
+                                   DataArguments.max_seq_length, args.classifier_bptt, args.self_training,
+                                   args.with_tfidf, args.linear_model, cache_dir=work_dir)  # fmt: skip
 
     per_class = not regression
     all_size = len(data.pool) / len(set(data.pool["label"])) if per_class else len(data.pool)

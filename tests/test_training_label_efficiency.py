@@ -25,7 +25,9 @@ from rnn_hf.training.label_efficiency import (
     CV_STRENGTHS,
     Method,
     baseline_method,
+    beside_tfidf,
     feature_method,
+    feature_methods,
     finetune_method,
     fit_linear_model,
     label_efficiency,
@@ -173,6 +175,42 @@ def test_study_methods_record_a_cross_validated_strength(tiny_checkpoint, tmp_pa
         cv.legend, tiny_checkpoint, fine_tuned=False, features=True, regularization="cv"
     )
     assert "5-fold cross-validation on the N labeled documents" in lines[-1]
+
+
+def test_features_beside_tfidf_follow_whichever_model_holds_the_class():
+    rng = np.random.default_rng(0)
+    words = np.array(["alpha", "beta", "gamma", "delta", "omega"])
+
+    def draw(n, signal):
+        labels = rng.integers(0, 2, n)
+        texts = [" ".join(rng.choice(words[:4], 6)) + (f" {words[4]}" * label if signal == "words" else "")
+                 for label in labels]  # fmt: skip
+        states = rng.normal(size=(n, 64))
+        states += 0.5 * (2 * labels - 1)[:, None] if signal == "states" else 0  # spread over every unit
+        return states, texts, labels
+
+    task = "single_label_classification"
+    for signal in ("words", "states"):
+        (train, train_texts, labels), (test, test_texts, test_labels) = draw(40, signal), draw(400, signal)
+        both = beside_tfidf(train, test, train_texts, test_texts, labels, task, "cv")
+        assert both.shape == (400,) and (both == test_labels).mean() > 0.9, signal
+    # regression: the two models' predictions averaged, each fitted on what it reads
+    targets = train.mean(1) + 0.1 * rng.normal(size=40)
+    predicted = beside_tfidf(train, test, train_texts, test_texts, targets, "regression", "cv")
+    assert np.corrcoef(predicted, test.mean(1))[0, 1] > 0.9
+
+
+def test_feature_methods_name_each_variant(tiny_checkpoint):
+    data = load_finetuning_data(DataArguments(), tiny_checkpoint)
+    methods = feature_methods({"scratch": tiny_checkpoint, "clm": tiny_checkpoint}, {"scratch": "S", "clm": "C"},
+                              data, self_training="balanced", with_tfidf=True)  # fmt: skip
+    assert [m.name for m in methods] == ["scratch_features", "clm_features", "scratch_features_self_training",
+                                         "clm_features_self_training", "scratch_features_tfidf", "clm_features_tfidf"]  # fmt: skip
+    assert methods[-1].legend == "C, fixed features beside TF-IDF + logistic regression"
+    assert methods[-1].settings["with_tfidf"] and "with_tfidf" not in methods[1].settings
+    assert methods[3].settings["self_training"] == "balanced" and methods[0].settings.get("from_scratch")
+    with pytest.raises(UserError, match="self_training or with_tfidf"):
+        feature_method("f", "f", tiny_checkpoint, data, self_training="predicted", with_tfidf=True)
 
 
 def test_self_training_moves_a_boundary_that_two_labels_misplace():
@@ -323,6 +361,13 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     assert "| labels per class | TF-IDF + logistic regression | RNN from scratch, fixed features + logistic " \
            "regression | pretrained causal LM, fixed" in only  # fmt: skip
     assert "No network is fine-tuned" in only and "## Learning rates" not in only
+    # beside TF-IDF, strengths cross-validated: only linear models run, on the features the first runs kept
+    run_script([*argv, "--features", "only", "--with_tfidf", "--linear_model", "cv", "--seeds", "0", "1",
+                "--output_dir", str(tmp_path / "cv")])  # fmt: skip
+    cv = (tmp_path / "cv" / "label_efficiency.md").read_text()
+    assert "| pretrained causal LM, fixed features beside TF-IDF + logistic regression (strength cross-validated) |" \
+        in cv and "cross-validation on the N labeled documents" in cv  # fmt: skip
+    assert "## Against TF-IDF + logistic regression (strength cross-validated), seed by seed (accuracy)" in cv
     assert (
         not list(Path("docs/results").glob("*.md"))
         or "Quick mode" not in Path("docs/results/label_efficiency.md").read_text()
@@ -397,6 +442,11 @@ def test_report_pairs_each_pretrained_network_with_scratch_seed_by_seed(tmp_path
     assert summary["minus_scratch"]["accuracy"]["clm"]["10"] == pytest.approx(
         {"mean": 0.1, "standard_error": 0.1 / 3**0.5, "ahead": 2, "behind": 0, "count": 3}
     )
+    # and every network with the baseline, the controls too: clm - tfidf is -0.3, -0.3, 0.0
+    baseline = report.split("## Against TF-IDF, seed by seed (accuracy)")[1].split("\n## ")[0]
+    assert "| labels per class | scratch | CLM | scratch, objective kept |" in baseline
+    assert "| 5 | -30.0 ± 5.8 (0 ahead, 3 behind of 3) | -20.0 ± 10.0 (0 ahead, 2 behind of 3) |" in baseline
+    assert summary["minus_tfidf"]["accuracy"]["clm"]["5"]["mean"] == pytest.approx(-0.2)
     records = [{"method": m, "num_labels": "5", "seed": seed, "rmse": value} for m, values in
                (("scratch", [2.0, 2.0]), ("clm", [1.0, 3.0]), ("mlm", [1.5, 1.5])) for seed, value in enumerate(values)]  # fmt: skip
     records.append({"method": "clm", "num_labels": "10", "seed": 0, "rmse": 1.0})  # one seed: no cell

@@ -62,6 +62,7 @@ NOT_PRETRAINED = (
     "rocket",
     "knn_dtw",
     "scratch_features",
+    "scratch_features_tfidf",
     "scratch_objective",
 )  # method names label_savings and paired_with_scratch leave out
 
@@ -172,25 +173,37 @@ def label_savings(table: dict, num_labels_list: list[str], methods: list[Method]
     return sentences
 
 
-def paired_with_scratch(
-    records: list[dict], num_labels_list: list[str], methods: list[Method], metric: str
-) -> dict:
+def paired_with_scratch(records: list[dict], num_labels_list: list[str], methods: list[Method], metric: str,
+                        reference: str = "scratch") -> dict:  # fmt: skip
     """Per pretrained method (as `label_savings`) and N: its `metric` minus the network from scratch's on the same
     seed (the same labeled draw), over the seeds both ran: `{(method, N): (mean, standard error, ahead, behind,
     seeds)}`, "ahead" meaning better (lower for `LOWER_IS_BETTER`); cells with fewer than 2 seeds are left out. A
-    difference of means hides how much of the spread over seeds the draw explains; these pairs take it out."""
+    difference of means hides how much of the spread over seeds the draw explains; these pairs take it out.
+    `reference`: another method to subtract instead (e.g. "tfidf", the baseline: then every other method is
+    paired with it, the networks from scratch included)."""
     scores = {(r["method"], r["num_labels"], r["seed"]): r[metric] for r in records if metric in r}
     sign = -1 if metric in LOWER_IS_BETTER else 1
     table = {}
-    for method in (m for m in methods if m.name not in NOT_PRETRAINED):
+    compared = [m for m in methods
+                if (m.name not in NOT_PRETRAINED if reference == "scratch" else m.name != reference)]  # fmt: skip
+    for method in compared:
         for n in num_labels_list:
-            differences = np.array([value - scores["scratch", n, seed] for (name, m, seed), value in scores.items()
-                                    if name == method.name and m == n and ("scratch", n, seed) in scores])  # fmt: skip
+            differences = np.array([value - scores[reference, n, seed] for (name, m, seed), value in scores.items()
+                                    if name == method.name and m == n and (reference, n, seed) in scores])  # fmt: skip
             if len(differences) >= 2:
                 error = float(np.std(differences, ddof=1) / np.sqrt(len(differences)))
                 ahead, behind = int((sign * differences > 0).sum()), int((sign * differences < 0).sum())
                 table[method.name, n] = (float(differences.mean()), error, ahead, behind, len(differences))
     return table
+
+
+def paired_json(table: dict) -> dict:
+    """`paired_with_scratch`'s cells as `{method: {N: {"mean", "standard_error", "ahead", "behind", "count"}}}`."""
+    differences = {name: {} for name, _ in table}
+    for (name, n), (mean, error, ahead, behind, count) in table.items():
+        differences[name][n] = {"mean": mean, "standard_error": error, "ahead": ahead, "behind": behind,
+                                "count": count}  # fmt: skip
+    return differences
 
 
 def paired_table(
@@ -324,6 +337,14 @@ def label_efficiency(
                   f"Each pretrained network's {metrics[0]} minus the network from scratch's on the same seed (the "
                   "same labeled series): mean ± standard error over seeds, and on how many seeds it is ahead or "
                   "behind.", "", paired_table(paired, order, methods, scale, unit)]  # fmt: skip
+    baseline = next((m for m in methods if m.name == "tfidf"), None)
+    against_baseline = paired_with_scratch(records, order, methods, metrics[0], "tfidf") if baseline else {}
+    if against_baseline:
+        scale = percent_scale(metrics[0])
+        lines += ["", f"## Against {baseline.legend}, seed by seed ({metrics[0]})", "",
+                  f"Each network's {metrics[0]} minus the baseline's on the same seed (the same labeled documents): "
+                  "mean ± standard error over seeds, and on how many seeds it is ahead or behind.", "",
+                  paired_table(against_baseline, order, methods, scale, unit)]  # fmt: skip
     lines += [
         "", f"![{metrics[0]} against labels]({report_name}.png)", "", "## How this was measured", "",
         *([f"- Command: `{command}`"] if command else []),
@@ -339,13 +360,11 @@ def label_efficiency(
     for metric, table in tables.items():
         for (name, n), (mean, std, count) in table.items():
             scores[metric][name][n] = {"mean": mean, "std": std, "count": count}
-    differences = {name: {} for name, _ in paired}
-    for (name, n), (mean, error, ahead, behind, count) in paired.items():
-        differences[name][n] = {"mean": mean, "standard_error": error, "ahead": ahead, "behind": behind,
-                                "count": count}  # fmt: skip
     summary = {"title": title, "command": command, "seeds": seeds, "num_labels": order,
                "methods": {m.name: m.legend for m in methods}, "floor": floors, "scores": scores,
-               "minus_scratch": {metrics[0]: differences}}  # fmt: skip
+               "minus_scratch": {metrics[0]: paired_json(paired)}}  # fmt: skip
+    if against_baseline:
+        summary["minus_tfidf"] = {metrics[0]: paired_json(against_baseline)}
     (output_dir / f"{report_name}.json").write_text(json.dumps(summary, indent=1))
     print(f"wrote {report}, {report_name}.png and {report_name}.json (the tables, for other scripts to read)")
     return report
@@ -458,14 +477,38 @@ def baseline_method(data: FinetuningData, task: str = "single_label_classificati
     def run(num_labels: str, seed: int) -> dict:
         # the documents `finetune` draws for the same N and seed
         labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
-        vectorizer = TfidfVectorizer(sublinear_tf=True)
-        features = vectorizer.fit_transform(labeled["text"])
-        return linear_model_scores(features, labeled["label"], vectorizer.transform(data.test["text"]),
-                                   data.test["label"], task, regularization=regularization)  # fmt: skip
+        train, test = tfidf_features(labeled["text"], data.test["text"])
+        return linear_model_scores(train, labeled["label"], test, data.test["label"], task,
+                                   regularization=regularization)  # fmt: skip
 
     legend = "TF-IDF + ridge regression" if task == "regression" else "TF-IDF + logistic regression"
     return Method("tfidf", legend + CV_LEGEND.get(regularization, ""), run,
                   {"task": task, "test": len(data.test), **regularization_setting(regularization)})  # fmt: skip
+
+
+def tfidf_features(train_texts, test_texts):
+    """The baseline's features: sublinear TF-IDF fitted on the labeled texts (rows of unit norm, sparse)."""
+    vectorizer = TfidfVectorizer(sublinear_tf=True)
+    return vectorizer.fit_transform(train_texts), vectorizer.transform(test_texts)
+
+
+def beside_tfidf(train_states: np.ndarray, test_states: np.ndarray, train_texts, test_texts, train_labels,
+                 task: str, regularization: str = "default") -> np.ndarray:  # fmt: skip
+    """Test predictions of pooled network states beside the baseline's TF-IDF (late fusion): one linear model on
+    the standardized states, one on the TF-IDF of the same texts (`fit_linear_model`, each its own strength when
+    `regularization` is "cv"), their class probabilities averaged (their predictions, for regression). Two models
+    rather than one on both blocks: one penalty cannot suit unit-norm TF-IDF rows and standardized states alike."""
+    scaler = StandardScaler().fit(train_states)
+    words = tfidf_features(train_texts, test_texts)
+    models = [fit_linear_model(train, train_labels, task, regularization)
+              for train in (scaler.transform(train_states), words[0])]  # fmt: skip
+    tests = (scaler.transform(test_states), words[1])
+    if task == "regression":
+        return np.mean([model.predict(test) for model, test in zip(models, tests, strict=True)], axis=0)
+    probabilities = np.mean(
+        [model.predict_proba(test) for model, test in zip(models, tests, strict=True)], axis=0
+    )
+    return models[0].classes_[probabilities.argmax(1)]
 
 
 CV_LEGEND = {"cv": " (strength cross-validated)"}
@@ -541,7 +584,8 @@ def self_trained_linear_model(train_features: np.ndarray, train_labels, pool_fea
 def feature_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData,
                    task: str = "single_label_classification", max_seq_length: int = DataArguments.max_seq_length,
                    classifier_bptt: int | None = None, from_scratch: bool = False, self_training: str | None = None,
-                   cache_dir: Path | None = None, regularization: str = "default") -> Method:  # fmt: skip
+                   cache_dir: Path | None = None, regularization: str = "default",
+                   with_tfidf: bool = False) -> Method:  # fmt: skip
     """The pretrained network as a fixed feature extractor, no fine-tuning: its pooled states (`pooled_features`,
     computed once per study for the test documents and for the pool documents the draws need, the whole pool when
     self-training, and kept in `cache_dir` when given, so that a rerun or a second method on the same features reads
@@ -549,7 +593,10 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
     strength cross-validated, `fit_linear_model`) on the N labeled documents `finetune` would draw.
     `from_scratch`: the same network with random weights (seed 0), the control that shows what pretraining adds to the features. `self_training` (classification; a quota of `SELF_TRAINING_QUOTAS`):
     standardized on the whole pool, then `self_trained_linear_model` with that quota on the pool's unlabeled
-    documents."""
+    documents. `with_tfidf`: a linear model on the states beside the baseline's on TF-IDF, probabilities averaged
+    (`beside_tfidf`): what the network adds to what a user has already."""
+    if self_training and with_tfidf:
+        raise UserError("self-training reads the states alone: choose self_training or with_tfidf")
     if self_training and task == "regression":
         raise UserError("self-training picks confident class labels: it needs a classification task")
     if self_training not in (None, *SELF_TRAINING_QUOTAS):
@@ -609,6 +656,12 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
     def run(num_labels: str, seed: int) -> dict:
         labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
         rows = np.array([row_of[text] for text in labeled["text"]], dtype=int)
+        if with_tfidf:
+            predicted = beside_tfidf(*features(rows), labeled["text"], data.test["text"], labeled["label"], task,
+                                     regularization)  # fmt: skip
+            if task == "regression":
+                return {**regression_metrics(predicted, data.test["label"]), "num_train": len(rows)}
+            return classification_scores(predicted, data.test["label"], len(rows))
         if not self_training:
             train, test = features(rows)
             return linear_model_scores(train, labeled["label"], test, data.test["label"], task, standardize=True,
@@ -623,7 +676,29 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
 
     return Method(name, legend + CV_LEGEND.get(regularization, ""), run,
                   {**settings, **({"self_training": self_training} if self_training else {}),
-                   **regularization_setting(regularization)})  # fmt: skip
+                   **({"with_tfidf": True} if with_tfidf else {}), **regularization_setting(regularization)})  # fmt: skip
+
+
+def feature_methods(checkpoints: dict[str, str | Path], legends: dict[str, str], data: FinetuningData,
+                    task: str = "single_label_classification", max_seq_length: int = DataArguments.max_seq_length,
+                    classifier_bptt: int | None = None, self_training: str | None = None, with_tfidf: bool = False,
+                    regularization: str = "default", cache_dir: Path | None = None) -> list[Method]:  # fmt: skip
+    """A text study's fixed-feature methods: `feature_method` for each of `checkpoints` (`{name: path}`; the name
+    "scratch" reads the first one's network with random weights, the control), named `<name>_features`; then, with
+    `self_training`, each self-trained with that quota (`<name>_features_self_training`); then, `with_tfidf`, each
+    beside TF-IDF (`<name>_features_tfidf`). Legends start with `legends[name]`."""
+    variants = dict.fromkeys([None, self_training, "tfidf" if with_tfidf else None])
+    methods = []
+    for variant, name in [(variant, name) for variant in variants for name in checkpoints]:
+        quota = variant if variant in SELF_TRAINING_QUOTAS else None
+        suffix, legend = {None: ("", "fixed features + logistic regression"),
+                          "tfidf": ("_tfidf", "fixed features beside TF-IDF + logistic regression")}.get(
+            variant, ("_self_training", f"fixed features + logistic regression, self-trained ({quota})"))  # fmt: skip
+        methods.append(feature_method(f"{name}_features{suffix}", f"{legends[name]}, {legend}", checkpoints[name],
+                                      data, task, max_seq_length, classifier_bptt, from_scratch=name == "scratch",
+                                      self_training=quota, cache_dir=cache_dir, regularization=regularization,
+                                      with_tfidf=variant == "tfidf"))  # fmt: skip
+    return methods
 
 
 def finetune_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData, work_dir: Path,
