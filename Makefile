@@ -103,10 +103,14 @@ spam: venv
 		--features only --seeds 0 1 2 3 4 5 6 7 8 9 --work_dir runs/le_spam_2epochs_whole \
 		--output_dir docs/results/spam_lm_2epochs_whole_emails_10seeds
 
-# Sentiment behind docs/results/imdb_lm_{epoch,2epochs}_{128,whole_reviews}/ (about 2.5 hours on 2 cores), where
+# Sentiment behind docs/results/imdb_lm_{epoch,2epochs}_{128,whole_reviews}/ (about 3 hours on 2 cores), where
 # TF-IDF stays ahead: IMDB's reviews (an npm package), a causal LM for one epoch of the unlabeled training reviews,
 # then a second epoch at a third of the rate; after each, fixed features of each review's first 128 tokens and of
-# whole reviews, seeds 0-2.
+# whole reviews, seeds 0-2; then the one-epoch LM's whole-review features beside TF-IDF, seeds 0-9, with
+# scikit-learn's strength and with it cross-validated (docs/results/imdb_lm_epoch_whole_reviews_{tfidf,cv}/).
+IMDB_BESIDE_TFIDF = --train_file data/imdb.jsonl --clm_checkpoint runs/imdb_lm_epoch --num_labels_list 10 100 \
+	--max_seq_length 1024 --classifier_bptt 128 --features only --with_tfidf --seeds 0 1 2 3 4 5 6 7 8 9 \
+	--work_dir runs/le_imdb_epoch_whole
 imdb: venv
 	test -f data/imdb.jsonl || $(BIN)/python scripts/export_text_data.py imdb data/imdb.jsonl
 	test -f runs/imdb_lm_epoch/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(CLM_RECIPE) \
@@ -124,6 +128,10 @@ imdb: venv
 			--features only --work_dir runs/le_imdb_$${lm}_whole --output_dir docs/results/imdb_lm_$${lm}_whole_reviews \
 		|| exit 1; \
 	done
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(IMDB_BESIDE_TFIDF) \
+		--output_dir docs/results/imdb_lm_epoch_whole_reviews_tfidf
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(IMDB_BESIDE_TFIDF) --linear_model cv \
+		--output_dir docs/results/imdb_lm_epoch_whole_reviews_cv
 
 # The same three stages on one GPU in about 8 minutes, behind docs/results/three_stages_gpu/ (2026-12-04, an H200):
 # ULMFiT's 3 x 1150 AWD-LSTM for 170 s on the general corpus, 10 epochs on BBC News, then the fixed-features study.

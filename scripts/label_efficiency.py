@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> Path:
         f"Data: {data.description}",
         "",
         *text_study_method_lines(methods[0].legend, checkpoints["scratch"], args.features != "only",
-                                 args.validation_fraction, bool(args.features), args.self_training, args.linear_model),
+                                 args.validation_fraction, bool(args.features), args.self_training, args.linear_model,
+                                 args.with_tfidf),
     ]  # fmt: skip
     intro += [line for name in ("clm", "mlm", "sa") if name in checkpoints
               for line in [pretraining_line(LEGENDS[name], checkpoints[name])] if line]  # fmt: skip

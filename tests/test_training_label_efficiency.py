@@ -366,7 +366,7 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
                 "--output_dir", str(tmp_path / "cv")])  # fmt: skip
     cv = (tmp_path / "cv" / "label_efficiency.md").read_text()
     assert "| pretrained causal LM, fixed features beside TF-IDF + logistic regression (strength cross-validated) |" \
-        in cv and "cross-validation on the N labeled documents" in cv  # fmt: skip
+        in cv and "cross-validation on the N labeled documents" in cv and "probabilities averaged" in cv  # fmt: skip
     assert "## Against TF-IDF + logistic regression (strength cross-validated), seed by seed (accuracy)" in cv
     assert (
         not list(Path("docs/results").glob("*.md"))

@@ -263,9 +263,9 @@ def plot(table: dict, num_labels_list: list[str], methods: list[Method], metric:
     axes.minorticks_off()
     axes.set(xlabel=x_label, ylabel=f"test {metric}" + (" (%)" if scale == 100 else ""))
     axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    # below the axes: a study's legends (a method and how it learns) are long and would cover the curves
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="small")
+    figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
 
 
@@ -728,10 +728,12 @@ def finetune_method(name: str, legend: str, checkpoint: str | Path, data: Finetu
 
 def text_study_method_lines(baseline_legend: str, scratch_checkpoint: str | Path, fine_tuned: bool = True,
                             validation_fraction: float | None = None, features: bool = False,
-                            self_training: str | None = None, regularization: str = "default") -> list[str]:  # fmt: skip
+                            self_training: str | None = None, regularization: str = "default",
+                            with_tfidf: bool = False) -> list[str]:  # fmt: skip
     """A text study report's lines on how its methods learn from the N labels: the fine-tuned networks (when
     `fine_tuned`; `validation_fraction` as `DataArguments` takes it, None: the recipe's), the TF-IDF baseline, the
-    fixed features and their self-training, and their linear models' regularization (`fit_linear_model`)."""
+    fixed features, their self-training, the features beside TF-IDF, and the linear models' regularization
+    (`fit_linear_model`)."""
     if not fine_tuned:
         networks = ("- No network is fine-tuned: each one's pooled states (concat pooling of its top layer, the "
                     "input of ULMFiT's head) are fixed features")  # fmt: skip
@@ -749,6 +751,8 @@ def text_study_method_lines(baseline_legend: str, scratch_checkpoint: str | Path
            "features)." if features else ".") + (" Self-trained: standardized on the whole pool, then 5 rounds that "
            "add the pool documents the model is most confident of, 50% of the pool by the last round, split among "
            f"classes {'as predicted' if self_training == 'predicted' else 'equally'}." if self_training else "")
+        + (" Beside TF-IDF: that linear model on the states and the baseline's on TF-IDF, each fitted on the N "
+           "documents, their class probabilities averaged." if with_tfidf else "")
         + (f" The linear models' strength (C) is the one of {len(CV_STRENGTHS)} from {CV_STRENGTHS[0]:g} to "
            f"{CV_STRENGTHS[-1]:g} with the best log loss in stratified {CV_FOLDS}-fold cross-validation on the N "
            "labeled documents (fewer folds below 5 per class), refitted on all of them; the test documents play no "
