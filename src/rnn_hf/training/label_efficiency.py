@@ -591,10 +591,11 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
     self-training, and kept in `cache_dir` when given, so that a rerun or a second method on the same features reads
     them), standardized, then the TF-IDF baseline's linear model (`regularization`: scikit-learn's defaults, or its
     strength cross-validated, `fit_linear_model`) on the N labeled documents `finetune` would draw.
-    `from_scratch`: the same network with random weights (seed 0), the control that shows what pretraining adds to the features. `self_training` (classification; a quota of `SELF_TRAINING_QUOTAS`):
-    standardized on the whole pool, then `self_trained_linear_model` with that quota on the pool's unlabeled
-    documents. `with_tfidf`: a linear model on the states beside the baseline's on TF-IDF, probabilities averaged
-    (`beside_tfidf`): what the network adds to what a user has already."""
+    `from_scratch`: the same network with random weights (seed 0), the control that shows what pretraining adds to
+    the features. `self_training` (classification; a quota of `SELF_TRAINING_QUOTAS`): standardized on the whole
+    pool, then `self_trained_linear_model` with that quota on the pool's unlabeled documents. `with_tfidf`: a
+    linear model on the states beside the baseline's on TF-IDF, probabilities averaged (`beside_tfidf`): what the
+    network adds to what a user has already."""
     if self_training and with_tfidf:
         raise UserError("self-training reads the states alone: choose self_training or with_tfidf")
     if self_training and task == "regression":
