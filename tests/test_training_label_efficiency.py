@@ -378,7 +378,8 @@ def test_report_says_how_each_method_learns_from_the_labels():
     fine_tuned = text_study_method_lines("TF-IDF + logistic regression", "runs/lm")
     assert fine_tuned[0].startswith("- The networks fine-tune with `rnn_hf.training.finetune`")
     assert "early stopping from 25 per class" in fine_tuned[0] and fine_tuned[0].endswith("of `runs/lm`.")
-    assert fine_tuned[1].endswith("trains on all N labeled documents.")
+    assert fine_tuned[1].endswith("trains on all N labeled documents. The linear models keep scikit-learn's "
+                                  "default strength (C = 1; ridge: alpha = 1).")  # fmt: skip
     assert (
         "they train a fixed number of epochs" in text_study_method_lines("b", "x", validation_fraction=0)[0]
     )
@@ -390,7 +391,7 @@ def test_report_says_how_each_method_learns_from_the_labels():
         features_only[0].startswith("- No network is fine-tuned") and "fine-tune with" not in features_only[0]
     )
     assert "standardized pooled states (fixed features). Self-trained:" in features_only[1]
-    assert features_only[1].endswith("split among classes equally.")
+    assert "split among classes equally. The linear models keep" in features_only[1]
 
 
 def test_label_savings_and_table_cells():
