@@ -94,7 +94,7 @@ three-stages: venv
 # LM for two epochs of the unlabeled training emails (its own tokenizer; no general stage: on emails it costs), then
 # fixed features of whole emails (up to 1,024 tokens, read in chunks of 128), seeds 0-9; then the same features
 # beside TF-IDF, with scikit-learn's strength and with it cross-validated (docs/results/spam_lm_2epochs_whole_emails_
-# {tfidf,cv}/, ~12 min more).
+# {tfidf,cv}/, ~13 min more).
 SPAM_FEATURES = --train_file data/spam.jsonl --clm_checkpoint runs/spam_lm_2epochs --num_labels_list 10 100 \
 	--max_seq_length 1024 --classifier_bptt 128 --features only --seeds 0 1 2 3 4 5 6 7 8 9 \
 	--work_dir runs/le_spam_2epochs_whole
