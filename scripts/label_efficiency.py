@@ -78,7 +78,7 @@ def parse_args(argv):
     parser.add_argument("--self_training", nargs="?", const="predicted", choices=SELF_TRAINING_QUOTAS, help="with "
                         "--features: each also self-trained on the unlabeled pool (pseudo-labels' class quota)")  # fmt: skip
     parser.add_argument("--with_tfidf", action="store_true", help="with --features: each network's features "
-                        "beside TF-IDF too, one logistic regression on both (what the network adds to TF-IDF)")  # fmt: skip
+                        "beside TF-IDF too, a logistic regression on each, probabilities averaged (what the network adds)")  # fmt: skip
     parser.add_argument("--linear_model", default="default", choices=LINEAR_MODELS, help="the linear models' "
                         "strength (TF-IDF's, fixed features'): scikit-learn's default, or cross-validated on the "
                         "N labels")  # fmt: skip
