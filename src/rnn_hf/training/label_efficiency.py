@@ -455,11 +455,16 @@ def linear_model_scores(train_features, train_labels, test_features, test_labels
     if standardize:
         scaler = StandardScaler().fit(train_features)
         train_features, test_features = scaler.transform(train_features), scaler.transform(test_features)
-    model = fit_linear_model(train_features, train_labels, task, regularization)
-    predicted = model.predict(test_features)
+    predicted = fit_linear_model(train_features, train_labels, task, regularization).predict(test_features)
+    return prediction_scores(predicted, test_labels, task, len(train_labels))
+
+
+def prediction_scores(predicted, test_labels, task: str, num_train: int) -> dict:
+    """A study run's metrics from its test predictions: `regression_metrics` for regression, else
+    `classification_scores`, with how many labeled rows the model trained on."""
     if task == "regression":
-        return {**regression_metrics(predicted, test_labels), "num_train": len(train_labels)}
-    return classification_scores(predicted, test_labels, len(train_labels))
+        return {**regression_metrics(predicted, test_labels), "num_train": num_train}
+    return classification_scores(predicted, test_labels, num_train)
 
 
 def classification_scores(predicted, test_labels, num_train: int) -> dict:
@@ -660,9 +665,7 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         if with_tfidf:
             predicted = beside_tfidf(*features(rows), labeled["text"], data.test["text"], labeled["label"], task,
                                      regularization)  # fmt: skip
-            if task == "regression":
-                return {**regression_metrics(predicted, data.test["label"]), "num_train": len(rows)}
-            return classification_scores(predicted, data.test["label"], len(rows))
+            return prediction_scores(predicted, data.test["label"], task, len(rows))
         if not self_training:
             train, test = features(rows)
             return linear_model_scores(train, labeled["label"], test, data.test["label"], task, standardize=True,
