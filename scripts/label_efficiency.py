@@ -76,7 +76,7 @@ def parse_args(argv):
                         "network as a fixed feature extractor too (or `only`: no fine-tuning): its pooled states "
                         "+ logistic regression")  # fmt: skip
     parser.add_argument("--self_training", nargs="?", const="predicted", choices=SELF_TRAINING_QUOTAS, help="with "
-                        "--features: each also self-trained on the unlabeled pool (pseudo-labels' class quota)")  # fmt: skip
+                        "--features: each also self-trained on the unlabeled pool (pseudo-labels' class quota), TF-IDF too")  # fmt: skip
     parser.add_argument("--with_tfidf", action="store_true", help="with --features: each network's features "
                         "beside TF-IDF too, a logistic regression on each, probabilities averaged (what the network adds)")  # fmt: skip
     parser.add_argument("--linear_model", default="default", choices=LINEAR_MODELS, help="the linear models' "
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> Path:
                                from_scratch=name == "scratch", learning_rate=learning_rate, **training)  # fmt: skip
 
     metric = "rmse" if regression else "accuracy"
-    methods, tuning_lines, tuning_runs = [baseline_method(data, args.task, args.linear_model)], [], []
+    methods, tuning_lines, tuning_runs = [baseline_method(data, args.task, args.linear_model, quota)
+                                          for quota in dict.fromkeys([None, args.self_training])], [], []  # fmt: skip
     for name in checkpoints if args.features != "only" else ():
         learning_rate = default_learning_rate(from_scratch=name == "scratch")
         if args.learning_rates:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 from sklearn.linear_model import LogisticRegression
 from transformers import AutoTokenizer
@@ -23,6 +24,7 @@ from rnn_hf.training.cli import UserError, labels_per_class, non_negative_int
 from rnn_hf.training.finetuning import FinetuningData
 from rnn_hf.training.label_efficiency import (
     CV_STRENGTHS,
+    NOT_PRETRAINED,
     Method,
     baseline_method,
     beside_tfidf,
@@ -38,6 +40,7 @@ from rnn_hf.training.label_efficiency import (
     paired_with_scratch,
     pooled_features,
     self_trained_linear_model,
+    self_trained_linear_models,
     study_summary_lines,
     text_study_method_lines,
     unseen_by_every_checkpoint,
@@ -205,12 +208,18 @@ def test_feature_methods_name_each_variant(tiny_checkpoint):
     methods = feature_methods({"scratch": tiny_checkpoint, "clm": tiny_checkpoint}, {"scratch": "S", "clm": "C"},
                               data, self_training="balanced", with_tfidf=True)  # fmt: skip
     assert [m.name for m in methods] == ["scratch_features", "clm_features", "scratch_features_self_training",
-                                         "clm_features_self_training", "scratch_features_tfidf", "clm_features_tfidf"]  # fmt: skip
-    assert methods[-1].legend == "C, fixed features beside TF-IDF + logistic regression"
+                                         "clm_features_self_training", "scratch_features_tfidf", "clm_features_tfidf",
+                                         "scratch_features_tfidf_self_training", "clm_features_tfidf_self_training"]  # fmt: skip
+    assert methods[5].legend == "C, fixed features beside TF-IDF + logistic regression"
+    assert (
+        methods[-1].legend == "C, fixed features beside TF-IDF + logistic regression, self-trained (balanced)"
+    )
     assert methods[-1].settings["with_tfidf"] and "with_tfidf" not in methods[1].settings
     assert methods[3].settings["self_training"] == "balanced" and methods[0].settings.get("from_scratch")
-    with pytest.raises(UserError, match="self_training or with_tfidf"):
-        feature_method("f", "f", tiny_checkpoint, data, self_training="predicted", with_tfidf=True)
+    assert methods[-1].settings["self_training"] == "balanced" and "self_training" not in methods[5].settings
+    assert all(m.name in NOT_PRETRAINED for m in methods[::2])  # the random-weight controls
+    with pytest.raises(UserError, match="classification"):
+        feature_method("f", "f", tiny_checkpoint, data, task="regression", self_training="predicted")
 
 
 def test_self_training_moves_a_boundary_that_two_labels_misplace():
@@ -244,6 +253,56 @@ def test_self_training_moves_a_boundary_that_two_labels_misplace():
     with pytest.raises(ValueError, match="quota"):
         self_trained_linear_model(labeled, labels, pool, quota="equal")
     assert self_trained_linear_model(labeled, labels, pool[:0]).predict(labeled).tolist() == [0, 1]  # no pool
+
+
+def test_views_self_trained_together_learn_from_each_others_pseudo_labels():
+    rng = np.random.default_rng(0)
+
+    def draw(n):  # view "clear": one feature separates the classes; view "faint": 100 features a little each
+        labels = np.repeat([0, 1], n)
+        signs = 2 * labels - 1
+        clear = np.stack([3 * signs + 0.5 * rng.normal(size=2 * n), rng.normal(size=2 * n)], 1)
+        return clear, 0.12 * signs[:, None] + rng.normal(size=(2 * n, 100)), labels
+
+    (clear, faint, _), (test_clear, test_faint, test_labels) = draw(400), draw(400)
+    labeled = np.array([0, 1, 2, 400, 401, 402])  # three labels per class
+    pool = np.setdiff1d(np.arange(800), labeled)
+    labels = np.repeat([0, 1], 3)
+
+    def accuracy(model, view):
+        return (model.predict(view) == test_labels).mean()
+
+    alone = self_trained_linear_model(faint[labeled], labels, faint[pool])
+    clear_model, faint_model = self_trained_linear_models([clear[labeled], faint[labeled]], labels,
+                                                          [clear[pool], faint[pool]])  # fmt: skip
+    # the faint view alone confirms its own mistakes (77.5% here); beside the clear one it learns from the clear
+    # one's labels (83.4%, near the 84.5% of a model given all 800 true labels)
+    assert accuracy(alone, test_faint) + 0.04 < accuracy(faint_model, test_faint)
+    assert accuracy(clear_model, test_clear) > 0.99
+    # sparse views (TF-IDF) self-train as dense ones do
+    sparse = self_trained_linear_model(scipy.sparse.csr_matrix(faint[labeled]), labels,
+                                       scipy.sparse.csr_matrix(faint[pool]))  # fmt: skip
+    np.testing.assert_allclose(sparse.coef_, alone.coef_, rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="one pool view per training view"):
+        self_trained_linear_models([clear[labeled]], labels, [clear[pool], faint[pool]])
+
+
+def test_tfidf_self_trains_as_the_control_of_the_networks_self_training(tiny_checkpoint):
+    data = load_finetuning_data(DataArguments(), tiny_checkpoint)
+    data = FinetuningData(data.pool.select(range(200)), data.test.select(range(40)), data.description)
+    method = baseline_method(data, regularization="cv", self_training="predicted")
+    assert method.name == "tfidf_self_training" and method.settings["self_training"] == "predicted"
+    assert (
+        method.legend == "TF-IDF + logistic regression, self-trained (predicted) (strength cross-validated)"
+    )
+    scores = method.run("2", 0)
+    assert 0 <= scores["accuracy"] <= 1 and scores["num_train"] == 10
+    assert "self_training" not in baseline_method(data).settings  # the plain baseline keeps its records' key
+    with pytest.raises(UserError, match="classification"):
+        baseline_method(data, "regression", self_training="predicted")
+    beside = feature_method("clm_features_tfidf_self_training", "f", tiny_checkpoint, data, max_seq_length=16,
+                            self_training="predicted", with_tfidf=True)  # fmt: skip
+    assert beside.run("2", 0)["num_train"] == 10
 
 
 def test_self_trained_features_read_the_cached_pool(tiny_checkpoint, tmp_path):
@@ -312,7 +371,8 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     run_script(argv)
     report = (tmp_path / "results" / "label_efficiency.md").read_text()
     assert (
-        "| labels per class | TF-IDF + logistic regression | RNN from scratch | pretrained causal LM | RNN from "
+        "| labels per class | TF-IDF + logistic regression | TF-IDF + logistic regression, self-trained (predicted) "
+        "| RNN from scratch | pretrained causal LM | RNN from "
         "scratch, fixed features + logistic regression | pretrained causal LM, fixed features + logistic regression | "
         "RNN from scratch, fixed features + logistic regression, self-trained (predicted) | pretrained causal LM, "
         "fixed features + logistic regression, self-trained (predicted) |" in report
@@ -323,6 +383,7 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "work" / "results.jsonl").read_text().splitlines()]
     assert {r["method"] for r in records if r["num_labels"] == "2"} == {
         "tfidf",
+        "tfidf_self_training",
         "scratch",
         "clm",
         "scratch_features",
@@ -355,11 +416,13 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     before = (tmp_path / "work" / "results.jsonl").read_text()
     run_script([*argv, "--report_only", "--num_labels_list", "2", "8"])
     assert (tmp_path / "work" / "results.jsonl").read_text() == before
-    assert "| 8 | – | – | – | – | – | – | – |" in (tmp_path / "results" / "label_efficiency.md").read_text()
+    assert (
+        "| 8 | – | – | – | – | – | – | – | – |" in (tmp_path / "results" / "label_efficiency.md").read_text()
+    )
     run_script([*argv, "--features", "only", "--report_only", "--output_dir", str(tmp_path / "only")])
     only = (tmp_path / "only" / "label_efficiency.md").read_text()
-    assert "| labels per class | TF-IDF + logistic regression | RNN from scratch, fixed features + logistic " \
-           "regression | pretrained causal LM, fixed" in only  # fmt: skip
+    assert "| labels per class | TF-IDF + logistic regression | TF-IDF + logistic regression, self-trained " \
+           "(predicted) | RNN from scratch, fixed features + logistic regression | pretrained causal LM, fixed" in only  # fmt: skip
     assert "No network is fine-tuned" in only and "## Learning rates" not in only
     # beside TF-IDF, strengths cross-validated: only linear models run, on the features the first runs kept
     run_script([*argv, "--features", "only", "--with_tfidf", "--linear_model", "cv", "--seeds", "0", "1",
@@ -368,6 +431,9 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     assert "| pretrained causal LM, fixed features beside TF-IDF + logistic regression (strength cross-validated) |" \
         in cv and "cross-validation on the N labeled documents" in cv and "probabilities averaged" in cv  # fmt: skip
     assert "## Against TF-IDF + logistic regression (strength cross-validated), seed by seed (accuracy)" in cv
+    # with --self_training too, the two self-train together
+    assert "| pretrained causal LM, fixed features beside TF-IDF + logistic regression, self-trained (predicted) " \
+        "(strength cross-validated) |" in cv and "the two self-train together" in cv  # fmt: skip
     assert (
         not list(Path("docs/results").glob("*.md"))
         or "Quick mode" not in Path("docs/results/label_efficiency.md").read_text()
@@ -391,7 +457,8 @@ def test_report_says_how_each_method_learns_from_the_labels():
         features_only[0].startswith("- No network is fine-tuned") and "fine-tune with" not in features_only[0]
     )
     assert "standardized pooled states (fixed features). Self-trained:" in features_only[1]
-    assert "split among classes equally. The linear models keep" in features_only[1]
+    assert "split among classes equally; TF-IDF + logistic regression self-trains alike" in features_only[1]
+    assert "the control. The linear models keep" in features_only[1]
 
 
 def test_label_savings_and_table_cells():

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import scipy.sparse
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
@@ -59,10 +60,13 @@ NOT_PRETRAINED = (
     "scratch",
     "baseline",
     "tfidf",
+    "tfidf_self_training",
     "rocket",
     "knn_dtw",
     "scratch_features",
+    "scratch_features_self_training",
     "scratch_features_tfidf",
+    "scratch_features_tfidf_self_training",
     "scratch_objective",
 )  # method names label_savings and paired_with_scratch leave out
 
@@ -335,7 +339,7 @@ def label_efficiency(
         scale = percent_scale(metrics[0])
         lines += ["", f"## Against the network from scratch, seed by seed ({metrics[0]})", "",
                   f"Each pretrained network's {metrics[0]} minus the network from scratch's on the same seed (the "
-                  "same labeled series): mean ± standard error over seeds, and on how many seeds it is ahead or "
+                  "same labeled examples): mean ± standard error over seeds, and on how many seeds it is ahead or "
                   "behind.", "", paired_table(paired, order, methods, scale, unit)]  # fmt: skip
     baseline = next((m for m in methods if m.name == "tfidf"), None)
     against_baseline = paired_with_scratch(records, order, methods, metrics[0], "tfidf") if baseline else {}
@@ -474,21 +478,54 @@ def classification_scores(predicted, test_labels, num_train: int) -> dict:
 
 
 def baseline_method(data: FinetuningData, task: str = "single_label_classification",
-                    regularization: str = "default") -> Method:  # fmt: skip
+                    regularization: str = "default", self_training: str | None = None) -> Method:  # fmt: skip
     """Sublinear TF-IDF + an L2 logistic regression (classification) or ridge regression, scikit-learn defaults
     or (`regularization="cv"`) its strength cross-validated on the labels (`fit_linear_model`), trained on all N
-    labeled documents (it needs no validation set to stop early)."""
+    labeled documents (it needs no validation set to stop early). `self_training` (classification; a quota of
+    `SELF_TRAINING_QUOTAS`): TF-IDF fitted on the whole pool instead, then `self_trained_linear_model` with that
+    quota on the pool's unlabeled documents, the control for the networks' self-training (named "tfidf_self_training":
+    "tfidf" stays the plain baseline every report pairs the networks with)."""
+    check_self_training(self_training, task)
 
     def run(num_labels: str, seed: int) -> dict:
         # the documents `finetune` draws for the same N and seed
         labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
+        if self_training:
+            words, test = tfidf_features(data.pool["text"], data.test["text"])
+            rows = labeled_rows(data.pool, labeled)
+            unlabeled = np.setdiff1d(np.arange(len(data.pool)), rows)
+            model = self_trained_linear_model(words[rows], labeled["label"], words[unlabeled], quota=self_training,
+                                              regularization=regularization)  # fmt: skip
+            return classification_scores(model.predict(test), data.test["label"], len(rows))
         train, test = tfidf_features(labeled["text"], data.test["text"])
         return linear_model_scores(train, labeled["label"], test, data.test["label"], task,
                                    regularization=regularization)  # fmt: skip
 
     legend = "TF-IDF + ridge regression" if task == "regression" else "TF-IDF + logistic regression"
-    return Method("tfidf", legend + CV_LEGEND.get(regularization, ""), run,
-                  {"task": task, "test": len(data.test), **regularization_setting(regularization)})  # fmt: skip
+    if self_training:
+        legend += SELF_TRAINING_LEGEND.format(self_training)
+    settings = {"task": task, "test": len(data.test), **regularization_setting(regularization)}
+    return Method("tfidf" + "_self_training" * bool(self_training), legend + CV_LEGEND.get(regularization, ""), run,
+                  {**settings, **({"self_training": self_training} if self_training else {})})  # fmt: skip
+
+
+SELF_TRAINING_LEGEND = ", self-trained ({})"
+
+
+def check_self_training(self_training: str | None, task: str) -> None:
+    """Refuses a `self_training` quota that is not one of `SELF_TRAINING_QUOTAS` (None: no self-training), or one
+    with a regression task."""
+    if self_training and task == "regression":
+        raise UserError("self-training picks confident class labels: it needs a classification task")
+    if self_training not in (None, *SELF_TRAINING_QUOTAS):
+        raise UserError(f"self_training must be one of {SELF_TRAINING_QUOTAS} or None, got {self_training!r}")
+
+
+def labeled_rows(pool, labeled) -> np.ndarray:
+    """The pool rows of the `labeled` documents a draw took (a text that occurs twice: its last row; the other copy
+    stays among the unlabeled rows self-training reads, as it always has)."""
+    row_of = {text: row for row, text in enumerate(pool["text"])}
+    return np.array([row_of[text] for text in labeled["text"]], dtype=int)
 
 
 def tfidf_features(train_texts, test_texts):
@@ -510,10 +547,7 @@ def beside_tfidf(train_states: np.ndarray, test_states: np.ndarray, train_texts,
     tests = (scaler.transform(test_states), words[1])
     if task == "regression":
         return np.mean([model.predict(test) for model, test in zip(models, tests, strict=True)], axis=0)
-    probabilities = np.mean(
-        [model.predict_proba(test) for model, test in zip(models, tests, strict=True)], axis=0
-    )
-    return models[0].classes_[probabilities.argmax(1)]
+    return models[0].classes_[averaged_probabilities(models, tests).argmax(1)]
 
 
 CV_LEGEND = {"cv": " (strength cross-validated)"}
@@ -560,30 +594,57 @@ def self_trained_linear_model(train_features: np.ndarray, train_labels, pool_fea
     among the classes: "predicted", each class takes that share of the rows predicted as it (the predicted class
     proportions are kept: right for imbalanced sets); "balanced", each class takes an equal number of rows (its most
     confident of those predicted as it), which pushes a minority class's share up to an equal one. Returns the last
-    model. The labeled rows should not be in the pool (they would count twice)."""
+    model. The labeled rows should not be in the pool (they would count twice). `self_trained_linear_models` does the
+    same with several views of the rows."""
+    return self_trained_linear_models([train_features], train_labels, [pool_features], rounds, final_fraction, quota,
+                                      regularization)[0]  # fmt: skip
+
+
+def self_trained_linear_models(train_views: list, train_labels, pool_views: list, rounds: int = 5,
+                               final_fraction: float = 0.5, quota: str = "predicted",
+                               regularization: str = "default") -> list[LogisticRegression]:  # fmt: skip
+    """`self_trained_linear_model` on several views of the same rows (e.g. a network's standardized states and the
+    TF-IDF of the same documents; dense or sparse): one logistic regression per view, and the pseudo-labels and
+    confidences of every round come from their class probabilities averaged (`averaged_probabilities`, late fusion
+    as `beside_tfidf` predicts), so each view learns from the rows the views agree on. Returns the last models, one
+    per view."""
     if not 0 < final_fraction <= 1 or rounds < 1:
         raise ValueError(f"need rounds >= 1 and 0 < final_fraction <= 1, got {rounds} and {final_fraction}")
     if quota not in SELF_TRAINING_QUOTAS:
         raise ValueError(f"quota must be one of {SELF_TRAINING_QUOTAS}, got {quota!r}")
+    if len(train_views) != len(pool_views) or not train_views:
+        raise ValueError(
+            f"need one pool view per training view, got {len(train_views)} and {len(pool_views)}"
+        )
     train_labels = np.asarray(train_labels)
-    model = fit_linear_model(train_features, train_labels, "single_label_classification", regularization)
-    for round_ in range(1, rounds + 1 if len(pool_features) else 1):
+    models = [fit_linear_model(view, train_labels, "single_label_classification", regularization)
+              for view in train_views]  # fmt: skip
+    num_pool = pool_views[0].shape[0]
+    for round_ in range(1, rounds + 1 if num_pool else 1):
         share = final_fraction * round_ / rounds
-        probabilities = model.predict_proba(pool_features)  # (P, classes)
+        probabilities = averaged_probabilities(models, pool_views)  # (P, classes)
         guesses = probabilities.argmax(1)
+        classes = models[0].classes_
         chosen = []
-        for k in range(len(model.classes_)):
+        for k in range(len(classes)):
             rows = np.flatnonzero(guesses == k)
-            count = int(
-                share * (len(rows) if quota == "predicted" else len(pool_features) / len(model.classes_))
-            )
+            count = int(share * (len(rows) if quota == "predicted" else num_pool / len(classes)))
             chosen.append(rows[np.argsort(-probabilities[rows, k], kind="stable")[:count]])
         chosen = np.concatenate(chosen)
-        model = LogisticRegression(C=model.C, max_iter=2000).fit(
-            np.concatenate([train_features, pool_features[chosen]]),
-            np.concatenate([train_labels, model.classes_[guesses[chosen]]]),
-        )
-    return model
+        labels = np.concatenate([train_labels, classes[guesses[chosen]]])
+        models = [LogisticRegression(C=model.C, max_iter=2000).fit(stack_rows(train, pool[chosen]), labels)
+                  for model, train, pool in zip(models, train_views, pool_views, strict=True)]  # fmt: skip
+    return models
+
+
+def averaged_probabilities(models: list, views: list) -> np.ndarray:
+    """Class probabilities of classifiers fitted on the same labels, each on its view of the same rows, averaged."""
+    return np.mean([model.predict_proba(view) for model, view in zip(models, views, strict=True)], axis=0)
+
+
+def stack_rows(top, bottom):
+    """Rows of `bottom` under those of `top`: dense arrays or scipy sparse matrices (TF-IDF)."""
+    return scipy.sparse.vstack([top, bottom]) if scipy.sparse.issparse(top) else np.concatenate([top, bottom])
 
 
 def feature_method(name: str, legend: str, checkpoint: str | Path, data: FinetuningData,
@@ -600,13 +661,9 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
     the features. `self_training` (classification; a quota of `SELF_TRAINING_QUOTAS`): standardized on the whole
     pool, then `self_trained_linear_model` with that quota on the pool's unlabeled documents. `with_tfidf`: a
     linear model on the states beside the baseline's on TF-IDF, probabilities averaged (`beside_tfidf`): what the
-    network adds to what a user has already."""
-    if self_training and with_tfidf:
-        raise UserError("self-training reads the states alone: choose self_training or with_tfidf")
-    if self_training and task == "regression":
-        raise UserError("self-training picks confident class labels: it needs a classification task")
-    if self_training not in (None, *SELF_TRAINING_QUOTAS):
-        raise UserError(f"self_training must be one of {SELF_TRAINING_QUOTAS} or None, got {self_training!r}")
+    network adds to what a user has already. Both: the two self-trained together on the pool (TF-IDF fitted on the
+    whole pool; `self_trained_linear_models`), pseudo-labels from their averaged probabilities."""
+    check_self_training(self_training, task)
     settings = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length,
                 "classifier_bptt": classifier_bptt, "test": len(data.test), **({"from_scratch": True} if from_scratch
                                                                                    else {})}  # fmt: skip
@@ -657,12 +714,10 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         order = np.argsort(cache["pool_rows"])
         return cache["pool"][order[np.searchsorted(cache["pool_rows"], rows, sorter=order)]], cache["test"]
 
-    row_of = {text: row for row, text in enumerate(data.pool["text"])}  # duplicates share their features
-
     def run(num_labels: str, seed: int) -> dict:
         labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
-        rows = np.array([row_of[text] for text in labeled["text"]], dtype=int)
-        if with_tfidf:
+        rows = labeled_rows(data.pool, labeled)  # duplicates share their features
+        if with_tfidf and not self_training:
             predicted = beside_tfidf(*features(rows), labeled["text"], data.test["text"], labeled["label"], task,
                                      regularization)  # fmt: skip
             return prediction_scores(predicted, data.test["label"], task, len(rows))
@@ -673,10 +728,15 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         pool, test = features(np.arange(len(data.pool)))
         scaler = StandardScaler().fit(pool)
         unlabeled = np.setdiff1d(np.arange(len(pool)), rows)
-        model = self_trained_linear_model(scaler.transform(pool[rows]), labeled["label"],
-                                          scaler.transform(pool[unlabeled]), quota=self_training,
-                                          regularization=regularization)  # fmt: skip
-        return classification_scores(model.predict(scaler.transform(test)), data.test["label"], len(rows))
+        views, tests = [scaler.transform(pool)], [scaler.transform(test)]
+        if with_tfidf:  # beside TF-IDF of the same pool documents
+            words, test_words = tfidf_features(data.pool["text"], data.test["text"])
+            views, tests = [*views, words], [*tests, test_words]
+        models = self_trained_linear_models([view[rows] for view in views], labeled["label"],
+                                            [view[unlabeled] for view in views], quota=self_training,
+                                            regularization=regularization)  # fmt: skip
+        predicted = models[0].classes_[averaged_probabilities(models, tests).argmax(1)]
+        return classification_scores(predicted, data.test["label"], len(rows))
 
     return Method(name, legend + CV_LEGEND.get(regularization, ""), run,
                   {**settings, **({"self_training": self_training} if self_training else {}),
@@ -690,18 +750,20 @@ def feature_methods(checkpoints: dict[str, str | Path], legends: dict[str, str],
     """A text study's fixed-feature methods: `feature_method` for each of `checkpoints` (`{name: path}`; the name
     "scratch" reads the first one's network with random weights, the control), named `<name>_features`; then, with
     `self_training`, each self-trained with that quota (`<name>_features_self_training`); then, `with_tfidf`, each
-    beside TF-IDF (`<name>_features_tfidf`). Legends start with `legends[name]`."""
-    variants = dict.fromkeys([None, self_training, "tfidf" if with_tfidf else None])
+    beside TF-IDF (`<name>_features_tfidf`); then, with both, each beside TF-IDF, the two self-trained together
+    (`<name>_features_tfidf_self_training`). Legends start with `legends[name]`."""
+    variants = [(None, False), *([(self_training, False)] if self_training else []),
+                *([(None, True)] if with_tfidf else []), *([(self_training, True)] if self_training and with_tfidf
+                                                          else [])]  # fmt: skip
     methods = []
-    for variant, name in [(variant, name) for variant in variants for name in checkpoints]:
-        quota = variant if variant in SELF_TRAINING_QUOTAS else None
-        suffix, legend = {None: ("", "fixed features + logistic regression"),
-                          "tfidf": ("_tfidf", "fixed features beside TF-IDF + logistic regression")}.get(
-            variant, ("_self_training", f"fixed features + logistic regression, self-trained ({quota})"))  # fmt: skip
+    for (quota, tfidf), name in [(variant, name) for variant in variants for name in checkpoints]:
+        suffix = "_tfidf" * tfidf + "_self_training" * bool(quota)
+        legend = ("fixed features beside TF-IDF + logistic regression" if tfidf else
+                  "fixed features + logistic regression") + (SELF_TRAINING_LEGEND.format(quota) if quota else "")  # fmt: skip
         methods.append(feature_method(f"{name}_features{suffix}", f"{legends[name]}, {legend}", checkpoints[name],
                                       data, task, max_seq_length, classifier_bptt, from_scratch=name == "scratch",
                                       self_training=quota, cache_dir=cache_dir, regularization=regularization,
-                                      with_tfidf=variant == "tfidf"))  # fmt: skip
+                                      with_tfidf=tfidf))  # fmt: skip
     return methods
 
 
@@ -754,9 +816,12 @@ def text_study_method_lines(baseline_legend: str, scratch_checkpoint: str | Path
         + ("; so does the same linear model on each pretrained network's standardized pooled states (fixed "
            "features)." if features else ".") + (" Self-trained: standardized on the whole pool, then 5 rounds that "
            "add the pool documents the model is most confident of, 50% of the pool by the last round, split among "
-           f"classes {'as predicted' if self_training == 'predicted' else 'equally'}." if self_training else "")
+           f"classes {'as predicted' if self_training == 'predicted' else 'equally'}; TF-IDF + logistic regression "
+           "self-trains alike (its vocabulary fitted on the whole pool), the control." if self_training else "")
         + (" Beside TF-IDF: that linear model on the states and the baseline's on TF-IDF, each fitted on the N "
            "documents, their class probabilities averaged." if with_tfidf else "")
+        + (" Beside TF-IDF, self-trained: the two self-train together, each round's pseudo-labels from their "
+           "averaged probabilities." if with_tfidf and self_training else "")
         + (f" The linear models' strength (C) is the one of {len(CV_STRENGTHS)} from {CV_STRENGTHS[0]:g} to "
            f"{CV_STRENGTHS[-1]:g} with the best log loss in stratified {CV_FOLDS}-fold cross-validation on the N "
            "labeled documents (fewer folds below 5 per class), refitted on all of them; the test documents play no "
