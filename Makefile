@@ -74,7 +74,10 @@ study: venv
 # ULMFiT's three stages behind docs/results/three_stages/ (about 1.5 hours on 2 cores): the general-domain corpus (4.8M
 # words that install offline), a causal LM on it (3,600 steps, resumable), that LM continued on BBC News's unlabeled
 # training documents (the demo's 560 steps, discriminative rates, slanted triangular schedule), then the
-# label-efficiency study on its fixed features, self-trained on the unlabeled pool.
+# label-efficiency study on its fixed features, self-trained on the unlabeled pool. Then (about 55 minutes more) the
+# general LM continued for 6 epochs on BBC News instead, its whole-document features alone, beside TF-IDF, and each
+# self-trained, against TF-IDF plain and self-trained, strengths cross-validated
+# (docs/results/bbc_from_general_6epochs_beside_tfidf/).
 # $(call resume,DIR): pretrain.py's flag to resume the run in DIR from its latest checkpoint, when it has one
 resume = $(if $(wildcard $(1)/checkpoints/step_*),--resume_from_checkpoint latest)
 CLM_RECIPE = --objective clm --seed 0 --per_device_train_batch_size 16 --learning_rate 3e-3 --no_eval_each_epoch
@@ -88,6 +91,12 @@ three-stages: venv
 		--discriminative_lr_decay 2.6 --lr_scheduler_type slanted_triangular
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --clm_checkpoint runs/bbc_from_general --features only \
 		--self_training --max_seq_length 512 --work_dir runs/le_three_stages --output_dir docs/results/three_stages
+	test -f runs/bbc_from_general_6epochs/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py \
+		$(CLM_RECIPE) --model_name_or_path runs/general_lm --output_dir runs/bbc_from_general_6epochs --num_train_epochs 6 \
+		--discriminative_lr_decay 2.6 --lr_scheduler_type slanted_triangular
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --clm_checkpoint runs/bbc_from_general_6epochs \
+		--features only --max_seq_length 1024 --classifier_bptt 128 --with_tfidf --self_training --linear_model cv \
+		--work_dir runs/le_bbc_6epochs_whole --output_dir docs/results/bbc_from_general_6epochs_beside_tfidf
 
 # Spam filtering behind docs/results/spam_lm_2epochs_whole_emails_10seeds/ (about 35 minutes on 2 cores), where the
 # pretrained LSTM passes TF-IDF at 10 and 100 labels per class: the SpamAssassin emails (an npm package), a causal
