@@ -74,7 +74,7 @@ study: venv
 # ULMFiT's three stages behind docs/results/three_stages/ (about 1.5 hours on 2 cores): the general-domain corpus (4.8M
 # words that install offline), a causal LM on it (3,600 steps, resumable), that LM continued on BBC News's unlabeled
 # training documents (the demo's 560 steps, discriminative rates, slanted triangular schedule), then the
-# label-efficiency study on its fixed features, self-trained on the unlabeled pool. Then (about 55 minutes more) the
+# label-efficiency study on its fixed features, self-trained on the unlabeled pool. Then (about 1.5 hours more) the
 # general LM continued for 6 epochs on BBC News instead, its whole-document features alone, beside TF-IDF, and each
 # self-trained, against TF-IDF plain and self-trained, strengths cross-validated
 # (docs/results/bbc_from_general_6epochs_beside_tfidf/).
