@@ -17,6 +17,7 @@ linear model, and TF-IDF + a linear model, the baseline users try first.
 
 import dataclasses
 import datetime
+import functools
 import hashlib
 import json
 import shutil
@@ -486,17 +487,19 @@ def baseline_method(data: FinetuningData, task: str = "single_label_classificati
     quota on the pool's unlabeled documents, the control for the networks' self-training (named "tfidf_self_training":
     "tfidf" stays the plain baseline every report pairs the networks with)."""
     check_self_training(self_training, task)
+    pool_words = functools.cache(
+        lambda: tfidf_features(data.pool["text"], data.test["text"])
+    )  # once per study
 
     def run(num_labels: str, seed: int) -> dict:
         # the documents `finetune` draws for the same N and seed
         labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
         if self_training:
-            words, test = tfidf_features(data.pool["text"], data.test["text"])
+            words, test = pool_words()
             rows = labeled_rows(data.pool, labeled)
-            unlabeled = np.setdiff1d(np.arange(len(data.pool)), rows)
-            model = self_trained_linear_model(words[rows], labeled["label"], words[unlabeled], quota=self_training,
-                                              regularization=regularization)  # fmt: skip
-            return classification_scores(model.predict(test), data.test["label"], len(rows))
+            predicted = self_trained_predictions([words], [test], rows, labeled["label"], self_training,
+                                                 regularization)  # fmt: skip
+            return classification_scores(predicted, data.test["label"], len(rows))
         train, test = tfidf_features(labeled["text"], data.test["text"])
         return linear_model_scores(train, labeled["label"], test, data.test["label"], task,
                                    regularization=regularization)  # fmt: skip
@@ -637,6 +640,16 @@ def self_trained_linear_models(train_views: list, train_labels, pool_views: list
     return models
 
 
+def self_trained_predictions(views: list, test_views: list, rows: np.ndarray, labels, quota: str,
+                             regularization: str = "default") -> np.ndarray:  # fmt: skip
+    """Test predictions of `self_trained_linear_models` on `views` of the whole pool: labeled `rows` with `labels`,
+    every other pool row unlabeled; the test rows' class is the argmax of the views' averaged probabilities."""
+    unlabeled = np.setdiff1d(np.arange(views[0].shape[0]), rows)
+    models = self_trained_linear_models([view[rows] for view in views], labels, [view[unlabeled] for view in views],
+                                        quota=quota, regularization=regularization)  # fmt: skip
+    return models[0].classes_[averaged_probabilities(models, test_views).argmax(1)]
+
+
 def averaged_probabilities(models: list, views: list) -> np.ndarray:
     """Class probabilities of classifiers fitted on the same labels, each on its view of the same rows, averaged."""
     return np.mean([model.predict_proba(view) for model, view in zip(models, views, strict=True)], axis=0)
@@ -714,6 +727,10 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         order = np.argsort(cache["pool_rows"])
         return cache["pool"][order[np.searchsorted(cache["pool_rows"], rows, sorter=order)]], cache["test"]
 
+    pool_words = functools.cache(
+        lambda: tfidf_features(data.pool["text"], data.test["text"])
+    )  # once per study
+
     def run(num_labels: str, seed: int) -> dict:
         labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
         rows = labeled_rows(data.pool, labeled)  # duplicates share their features
@@ -727,15 +744,13 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
                                        regularization=regularization)  # fmt: skip
         pool, test = features(np.arange(len(data.pool)))
         scaler = StandardScaler().fit(pool)
-        unlabeled = np.setdiff1d(np.arange(len(pool)), rows)
         views, tests = [scaler.transform(pool)], [scaler.transform(test)]
         if with_tfidf:  # beside TF-IDF of the same pool documents
-            words, test_words = tfidf_features(data.pool["text"], data.test["text"])
+            words, test_words = pool_words()
             views, tests = [*views, words], [*tests, test_words]
-        models = self_trained_linear_models([view[rows] for view in views], labeled["label"],
-                                            [view[unlabeled] for view in views], quota=self_training,
-                                            regularization=regularization)  # fmt: skip
-        predicted = models[0].classes_[averaged_probabilities(models, tests).argmax(1)]
+        predicted = self_trained_predictions(
+            views, tests, rows, labeled["label"], self_training, regularization
+        )
         return classification_scores(predicted, data.test["label"], len(rows))
 
     return Method(name, legend + CV_LEGEND.get(regularization, ""), run,
