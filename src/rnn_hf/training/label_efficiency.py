@@ -767,9 +767,8 @@ def feature_methods(checkpoints: dict[str, str | Path], legends: dict[str, str],
     `self_training`, each self-trained with that quota (`<name>_features_self_training`); then, `with_tfidf`, each
     beside TF-IDF (`<name>_features_tfidf`); then, with both, each beside TF-IDF, the two self-trained together
     (`<name>_features_tfidf_self_training`). Legends start with `legends[name]`."""
-    variants = [(None, False), *([(self_training, False)] if self_training else []),
-                *([(None, True)] if with_tfidf else []), *([(self_training, True)] if self_training and with_tfidf
-                                                          else [])]  # fmt: skip
+    variants = [(quota, tfidf) for tfidf in (False, True)[: 1 + with_tfidf]
+                for quota in dict.fromkeys([None, self_training])]  # fmt: skip
     methods = []
     for (quota, tfidf), name in [(variant, name) for variant in variants for name in checkpoints]:
         suffix = "_tfidf" * tfidf + "_self_training" * bool(quota)
