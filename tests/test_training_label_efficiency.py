@@ -523,6 +523,30 @@ def test_report_pairs_each_pretrained_network_with_scratch_seed_by_seed(tmp_path
     assert paired == {("clm", "5"): (0.0, pytest.approx(1.0), 1, 1, 2), ("mlm", "5"): (-0.5, 0.0, 2, 0, 2)}
 
 
+def test_report_pairs_the_networks_with_the_self_trained_baseline_too(tmp_path):
+    accuracy = {"tfidf": [0.8, 0.8, 0.8], "tfidf_self_training": [0.9, 0.85, 0.9], "clm": [0.95, 0.8, 0.9]}
+    methods = [Method(name, legend, lambda n, seed, name=name: {"accuracy": accuracy[name][seed]})
+               for name, legend in (("tfidf", "TF-IDF"), ("tfidf_self_training", "TF-IDF, self-trained"),
+                                    ("clm", "CLM"))]  # fmt: skip
+    report = label_efficiency(methods, ["5"], [0, 1, 2], tmp_path / "work", tmp_path / "out",
+                              metrics=("accuracy",)).read_text()  # fmt: skip
+    plain = report.split("## Against TF-IDF, seed by seed (accuracy)")[1].split("\n## ")[0]
+    assert "| labels per class | TF-IDF, self-trained | CLM |" in plain
+    # clm - self-trained TF-IDF: 0.05, -0.05, 0.0 (one tie); the plain baseline is not paired again
+    section = report.split("## Against TF-IDF, self-trained, seed by seed (accuracy)")[1].split("\n## ")[0]
+    assert (
+        "| labels per class | CLM |" in section and "| 5 | +0.0 ± 2.9 (1 ahead, 1 behind of 3) |" in section
+    )
+    summary = json.loads((tmp_path / "out" / "label_efficiency.json").read_text())
+    assert summary["minus_tfidf_self_training"]["accuracy"]["clm"]["5"]["mean"] == pytest.approx(0.0)
+    assert set(summary["minus_tfidf_self_training"]["accuracy"]) == {"clm"}
+    assert summary["minus_tfidf"]["accuracy"]["tfidf_self_training"]["5"]["mean"] == pytest.approx(0.25 / 3)
+    only_self_trained = label_efficiency(methods[1:], ["5"], [0, 1, 2], tmp_path / "work", tmp_path / "out2",
+                                         metrics=("accuracy",)).read_text()  # fmt: skip
+    assert "## Against TF-IDF, self-trained, seed by seed" in only_self_trained
+    assert "## Against TF-IDF, seed by seed" not in only_self_trained
+
+
 def test_majority_class_floor():
     floor = majority_class_scores(["a", "b", "a", "c", "a", "b"])
     assert floor["accuracy"] == 0.5 and floor["macro_f1"] == pytest.approx((2 * 0.5 / 1.5) / 3)

@@ -342,14 +342,18 @@ def label_efficiency(
                   f"Each pretrained network's {metrics[0]} minus the network from scratch's on the same seed (the "
                   "same labeled examples): mean ± standard error over seeds, and on how many seeds it is ahead or "
                   "behind.", "", paired_table(paired, order, methods, scale, unit)]  # fmt: skip
-    baseline = next((m for m in methods if m.name == "tfidf"), None)
-    against_baseline = paired_with_scratch(records, order, methods, metrics[0], "tfidf") if baseline else {}
-    if against_baseline:
-        scale = percent_scale(metrics[0])
+    against_baselines = {}
+    for baseline in (m for name in BASELINES for m in methods if m.name == name):
+        # the plain baseline with every other method; the self-trained one with the networks
+        compared = [m for m in methods if m.name not in BASELINES[: BASELINES.index(baseline.name)]]
+        against = paired_with_scratch(records, order, compared, metrics[0], baseline.name)
+        if not against:
+            continue
+        against_baselines[baseline.name] = against
         lines += ["", f"## Against {baseline.legend}, seed by seed ({metrics[0]})", "",
-                  f"Each network's {metrics[0]} minus the baseline's on the same seed (the same labeled documents): "
+                  f"Each method's {metrics[0]} minus this baseline's on the same seed (the same labeled documents): "
                   "mean ± standard error over seeds, and on how many seeds it is ahead or behind.", "",
-                  paired_table(against_baseline, order, methods, scale, unit)]  # fmt: skip
+                  paired_table(against, order, compared, percent_scale(metrics[0]), unit)]  # fmt: skip
     lines += [
         "", f"![{metrics[0]} against labels]({report_name}.png)", "", "## How this was measured", "",
         *([f"- Command: `{command}`"] if command else []),
@@ -368,8 +372,8 @@ def label_efficiency(
     summary = {"title": title, "command": command, "seeds": seeds, "num_labels": order,
                "methods": {m.name: m.legend for m in methods}, "floor": floors, "scores": scores,
                "minus_scratch": {metrics[0]: paired_json(paired)}}  # fmt: skip
-    if against_baseline:
-        summary["minus_tfidf"] = {metrics[0]: paired_json(against_baseline)}
+    for name, against in against_baselines.items():
+        summary[f"minus_{name}"] = {metrics[0]: paired_json(against)}
     (output_dir / f"{report_name}.json").write_text(json.dumps(summary, indent=1))
     print(f"wrote {report}, {report_name}.png and {report_name}.json (the tables, for other scripts to read)")
     return report
@@ -513,6 +517,8 @@ def baseline_method(data: FinetuningData, task: str = "single_label_classificati
 
 
 SELF_TRAINING_LEGEND = ", self-trained ({})"
+# the baselines every report pairs the other methods with, seed by seed, when the study ran them
+BASELINES = ("tfidf", "tfidf_self_training")
 
 
 def check_self_training(self_training: str | None, task: str) -> None:
