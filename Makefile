@@ -103,7 +103,8 @@ three-stages: venv
 # LM for two epochs of the unlabeled training emails (its own tokenizer; no general stage: on emails it costs), then
 # fixed features of whole emails (up to 1,024 tokens, read in chunks of 128), seeds 0-9; then the same features
 # beside TF-IDF, with scikit-learn's strength and with it cross-validated (docs/results/spam_lm_2epochs_whole_emails_
-# {tfidf,cv}/, ~13 min more).
+# {tfidf,cv}/, ~13 min more); then every feature model and TF-IDF self-trained on the unlabeled emails, the control
+# for the pool (docs/results/spam_lm_2epochs_whole_emails_self_training/, ~15 min more).
 SPAM_FEATURES = --train_file data/spam.jsonl --clm_checkpoint runs/spam_lm_2epochs --num_labels_list 10 100 \
 	--max_seq_length 1024 --classifier_bptt 128 --features only --seeds 0 1 2 3 4 5 6 7 8 9 \
 	--work_dir runs/le_spam_2epochs_whole
@@ -118,6 +119,8 @@ spam: venv
 		--output_dir docs/results/spam_lm_2epochs_whole_emails_tfidf
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(SPAM_FEATURES) --with_tfidf --linear_model cv \
 		--output_dir docs/results/spam_lm_2epochs_whole_emails_cv
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(SPAM_FEATURES) --with_tfidf --self_training \
+		--linear_model cv --output_dir docs/results/spam_lm_2epochs_whole_emails_self_training
 
 # Sentiment behind docs/results/imdb_lm_{epoch,2epochs}_{128,whole_reviews}/ (about 3 hours on 2 cores), where
 # TF-IDF stays ahead: IMDB's reviews (an npm package), a causal LM for one epoch of the unlabeled training reviews,
