@@ -28,6 +28,7 @@ from rnn_hf.training.finetuning import (
     load_finetuning_data,
 )
 from rnn_hf.training.label_efficiency import (
+    FUSIONS,
     LINEAR_MODELS,
     SELF_TRAINING_QUOTAS,
     baseline_method,
@@ -77,8 +78,9 @@ def parse_args(argv):
                         "+ logistic regression")  # fmt: skip
     parser.add_argument("--self_training", nargs="?", const="predicted", choices=SELF_TRAINING_QUOTAS, help="with "
                         "--features: each also self-trained on the unlabeled pool (pseudo-labels' class quota), TF-IDF too")  # fmt: skip
-    parser.add_argument("--with_tfidf", action="store_true", help="with --features: each network's features "
-                        "beside TF-IDF too, a logistic regression on each, probabilities averaged (what the network adds)")  # fmt: skip
+    parser.add_argument("--with_tfidf", nargs="?", const="equal", choices=FUSIONS, help="with --features: each "
+                        "network's features beside TF-IDF too, a logistic regression on each, probabilities averaged "
+                        "(what the network adds): equal weights, or `cv`, cross-validated on the labels")  # fmt: skip
     parser.add_argument("--linear_model", default="default", choices=LINEAR_MODELS, help="the linear models' "
                         "strength (TF-IDF's, fixed features'): scikit-learn's default, or cross-validated on the "
                         "N labels")  # fmt: skip
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> Path:
     if args.features:  # "scratch": random weights' features, the control
         methods += feature_methods(checkpoints, LEGENDS, data, args.task, args.max_seq_length or
                                    DataArguments.max_seq_length, args.classifier_bptt, args.self_training,
-                                   args.with_tfidf, args.linear_model, cache_dir=work_dir)  # fmt: skip
+                                   bool(args.with_tfidf), args.linear_model, work_dir, args.with_tfidf or "equal")  # fmt: skip
 
     per_class = not regression
     all_size = len(data.pool) / len(set(data.pool["label"])) if per_class else len(data.pool)
@@ -163,7 +165,7 @@ def main(argv: list[str] | None = None) -> Path:
         "",
         *text_study_method_lines(methods[0].legend, checkpoints["scratch"], args.features != "only",
                                  args.validation_fraction, bool(args.features), args.self_training, args.linear_model,
-                                 args.with_tfidf),
+                                 bool(args.with_tfidf), args.with_tfidf or "equal"),
     ]  # fmt: skip
     intro += [line for name in ("clm", "mlm", "sa") if name in checkpoints
               for line in [pretraining_line(LEGENDS[name], checkpoints[name])] if line]  # fmt: skip

@@ -32,6 +32,7 @@ from rnn_hf.training.label_efficiency import (
     feature_methods,
     finetune_method,
     fit_linear_model,
+    fusion_weight,
     label_efficiency,
     label_savings,
     linear_model_scores,
@@ -195,12 +196,33 @@ def test_features_beside_tfidf_follow_whichever_model_holds_the_class():
     task = "single_label_classification"
     for signal in ("words", "states"):
         (train, train_texts, labels), (test, test_texts, test_labels) = draw(40, signal), draw(400, signal)
-        both = beside_tfidf(train, test, train_texts, test_texts, labels, task, "cv")
-        assert both.shape == (400,) and (both == test_labels).mean() > 0.9, signal
+        both, weight = beside_tfidf(train, test, train_texts, test_texts, labels, task, "cv")
+        assert both.shape == (400,) and (both == test_labels).mean() > 0.9 and weight == 0.5, signal
+        # weights cross-validated on the 40 labels: the view that holds the class takes most of the average
+        fused, weight = beside_tfidf(train, test, train_texts, test_texts, labels, task, "cv", fusion="cv")
+        assert (fused == test_labels).mean() >= (both == test_labels).mean() - 0.01, signal
+        assert weight > 0.5 if signal == "states" else weight < 0.5, (signal, weight)
     # regression: the two models' predictions averaged, each fitted on what it reads
     targets = train.mean(1) + 0.1 * rng.normal(size=40)
-    predicted = beside_tfidf(train, test, train_texts, test_texts, targets, "regression", "cv")
+    predicted, _ = beside_tfidf(train, test, train_texts, test_texts, targets, "regression", "cv")
     assert np.corrcoef(predicted, test.mean(1))[0, 1] > 0.9
+    _, weight = beside_tfidf(train, test, train_texts, test_texts, targets, "regression", "cv", fusion="cv")
+    assert weight > 0.5  # the words hold nothing of these targets
+
+
+def test_fusion_weight_is_the_out_of_fold_best_and_needs_two_rows_per_class():
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1], 20)
+    informative = (2 * labels - 1)[:, None] * 2.0 + rng.normal(size=(40, 3))
+    noise = rng.normal(size=(40, 3))
+    models = [LogisticRegression().fit(view, labels) for view in (informative, noise)]
+    task = "single_label_classification"
+    assert fusion_weight([informative, noise], labels, models, task) >= 0.9
+    assert fusion_weight([noise, informative], labels, models[::-1], task) <= 0.1
+    one_each = np.array([0, 1])
+    assert fusion_weight([informative[[0, 20]], noise[[0, 20]]], one_each, models, task) == 0.5
+    with pytest.raises(ValueError, match="two views"):
+        fusion_weight([informative], labels, models[:1], task)
 
 
 def test_feature_methods_name_each_variant(tiny_checkpoint):
@@ -218,6 +240,11 @@ def test_feature_methods_name_each_variant(tiny_checkpoint):
     assert methods[3].settings["self_training"] == "balanced" and methods[0].settings.get("from_scratch")
     assert methods[-1].settings["self_training"] == "balanced" and "self_training" not in methods[5].settings
     assert all(m.name in NOT_PRETRAINED for m in methods[::2])  # the random-weight controls
+    weighed = feature_methods({"clm": tiny_checkpoint}, {"clm": "C"}, data, with_tfidf=True, fusion="cv")
+    assert (
+        weighed[1].legend == "C, fixed features beside TF-IDF (weights cross-validated) + logistic regression"
+    )
+    assert weighed[1].settings["fusion"] == "cv" and "fusion" not in weighed[0].settings
     with pytest.raises(UserError, match="classification"):
         feature_method("f", "f", tiny_checkpoint, data, task="regression", self_training="predicted")
 
@@ -273,8 +300,9 @@ def test_views_self_trained_together_learn_from_each_others_pseudo_labels():
         return (model.predict(view) == test_labels).mean()
 
     alone = self_trained_linear_model(faint[labeled], labels, faint[pool])
-    clear_model, faint_model = self_trained_linear_models([clear[labeled], faint[labeled]], labels,
-                                                          [clear[pool], faint[pool]])  # fmt: skip
+    (clear_model, faint_model), weights = self_trained_linear_models([clear[labeled], faint[labeled]], labels,
+                                                                     [clear[pool], faint[pool]])  # fmt: skip
+    assert weights == [0.5, 0.5]
     # the faint view alone confirms its own mistakes (77.5% here); beside the clear one it learns from the clear
     # one's labels (83.4%, near the 84.5% of a model given all 800 true labels)
     assert accuracy(alone, test_faint) + 0.04 < accuracy(faint_model, test_faint)
@@ -285,6 +313,10 @@ def test_views_self_trained_together_learn_from_each_others_pseudo_labels():
     np.testing.assert_allclose(sparse.coef_, alone.coef_, rtol=1e-3, atol=1e-4)
     with pytest.raises(ValueError, match="one pool view per training view"):
         self_trained_linear_models([clear[labeled]], labels, [clear[pool], faint[pool]])
+    # weights cross-validated on the labels (three per class: three folds), kept for every round
+    _, weights = self_trained_linear_models([clear[labeled], faint[labeled]], labels, [clear[pool], faint[pool]],
+                                            fusion="cv")  # fmt: skip
+    assert weights[0] > 0.5 and sum(weights) == pytest.approx(1)
 
 
 def test_tfidf_self_trains_as_the_control_of_the_networks_self_training(tiny_checkpoint):
@@ -302,7 +334,13 @@ def test_tfidf_self_trains_as_the_control_of_the_networks_self_training(tiny_che
         baseline_method(data, "regression", self_training="predicted")
     beside = feature_method("clm_features_tfidf_self_training", "f", tiny_checkpoint, data, max_seq_length=16,
                             self_training="predicted", with_tfidf=True)  # fmt: skip
-    assert beside.run("2", 0)["num_train"] == 10
+    assert beside.run("2", 0)["num_train"] == 10 and "fusion" not in beside.settings
+    weighed = feature_method("clm_features_tfidf_self_training", "f", tiny_checkpoint, data, max_seq_length=16,
+                             self_training="predicted", with_tfidf=True, fusion="cv")  # fmt: skip
+    scores = weighed.run("2", 0)
+    assert weighed.settings["fusion"] == "cv" and 0 <= scores["states_weight"] <= 1
+    with pytest.raises(UserError, match="fusion must be one of"):
+        feature_method("f", "f", tiny_checkpoint, data, with_tfidf=True, fusion="learned")
 
 
 def test_self_trained_features_read_the_cached_pool(tiny_checkpoint, tmp_path):
@@ -434,6 +472,14 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     # with --self_training too, the two self-train together
     assert "| pretrained causal LM, fixed features beside TF-IDF + logistic regression, self-trained (predicted) " \
         "(strength cross-validated) |" in cv and "the two self-train together" in cv  # fmt: skip
+    # the views' weights cross-validated on the labels, recorded with each run
+    run_script([*argv, "--features", "only", "--with_tfidf", "cv", "--output_dir", str(tmp_path / "fused")])
+    fused = (tmp_path / "fused" / "label_efficiency.md").read_text()
+    assert "| pretrained causal LM, fixed features beside TF-IDF (weights cross-validated) + logistic regression |" \
+        in fused and "out-of-fold probabilities" in fused  # fmt: skip
+    records = [json.loads(line) for line in (tmp_path / "work" / "results.jsonl").read_text().splitlines()]
+    weights = [r["states_weight"] for r in records if r["settings"].get("fusion") == "cv"]
+    assert len(weights) == 4 and all(0 <= w <= 1 for w in weights)  # 2 networks, plain and self-trained
     assert (
         not list(Path("docs/results").glob("*.md"))
         or "Quick mode" not in Path("docs/results/label_efficiency.md").read_text()

@@ -30,10 +30,11 @@ import matplotlib
 import numpy as np
 import scipy.sparse
 import torch
+from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, f1_score
-from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import StandardScaler
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, set_seed
@@ -445,15 +446,26 @@ def fit_linear_model(features, labels, task: str, regularization: str = "default
         raise UserError(f"regularization must be one of {LINEAR_MODELS}, got {regularization!r}")
     regression = task == "regression"
     model = Ridge() if regression else LogisticRegression(max_iter=2000)
-    folds = min(CV_FOLDS, len(labels) if regression else int(np.unique(labels, return_counts=True)[1].min()))
-    if regularization == "default" or folds < 2:
+    split = label_folds(labels, task)
+    if regularization == "default" or split is None:
         return model.fit(features, labels)
     grid = {"alpha": 1 / CV_STRENGTHS} if regression else {"C": CV_STRENGTHS}
-    split = (KFold if regression else StratifiedKFold)(folds, shuffle=True, random_state=0)
     search = GridSearchCV(
         model, grid, cv=split, scoring="neg_mean_squared_error" if regression else "neg_log_loss"
     )
     return search.fit(features, labels).best_estimator_
+
+
+def label_folds(labels, task: str) -> KFold | StratifiedKFold | None:
+    """The cross-validation the linear models' choices use on the N labeled rows: `CV_FOLDS` folds (stratified for
+    classification; fewer when a class has fewer rows), shuffled with seed 0; None when that leaves fewer than 2."""
+    regression = task == "regression"
+    folds = min(CV_FOLDS, len(labels) if regression else int(np.unique(labels, return_counts=True)[1].min()))
+    return (
+        (KFold if regression else StratifiedKFold)(folds, shuffle=True, random_state=0)
+        if folds >= 2
+        else None
+    )
 
 
 def linear_model_scores(train_features, train_labels, test_features, test_labels, task: str,
@@ -501,8 +513,8 @@ def baseline_method(data: FinetuningData, task: str = "single_label_classificati
         if self_training:
             words, test = pool_words()
             rows = labeled_rows(data.pool, labeled)
-            predicted = self_trained_predictions([words], [test], rows, labeled["label"], self_training,
-                                                 regularization)  # fmt: skip
+            predicted, _ = self_trained_predictions([words], [test], rows, labeled["label"], self_training,
+                                                    regularization)  # fmt: skip
             return classification_scores(predicted, data.test["label"], len(rows))
         train, test = tfidf_features(labeled["text"], data.test["text"])
         return linear_model_scores(train, labeled["label"], test, data.test["label"], task,
@@ -544,19 +556,53 @@ def tfidf_features(train_texts, test_texts):
 
 
 def beside_tfidf(train_states: np.ndarray, test_states: np.ndarray, train_texts, test_texts, train_labels,
-                 task: str, regularization: str = "default") -> np.ndarray:  # fmt: skip
-    """Test predictions of pooled network states beside the baseline's TF-IDF (late fusion): one linear model on
-    the standardized states, one on the TF-IDF of the same texts (`fit_linear_model`, each its own strength when
-    `regularization` is "cv"), their class probabilities averaged (their predictions, for regression). Two models
-    rather than one on both blocks: one penalty cannot suit unit-norm TF-IDF rows and standardized states alike."""
+                 task: str, regularization: str = "default", fusion: str = "equal") -> tuple[np.ndarray, float]:  # fmt: skip
+    """Test predictions of pooled network states beside the baseline's TF-IDF (late fusion), and the states'
+    weight in it: one linear model on the standardized states, one on the TF-IDF of the same texts
+    (`fit_linear_model`, each its own strength when `regularization` is "cv"), their class probabilities (their
+    predictions, for regression) averaged with equal weights, or (`fusion="cv"`) with the states' weight
+    cross-validated on the labels (`fusion_weight`). Two models rather than one on both blocks: one penalty cannot
+    suit unit-norm TF-IDF rows and standardized states alike."""
     scaler = StandardScaler().fit(train_states)
     words = tfidf_features(train_texts, test_texts)
-    models = [fit_linear_model(train, train_labels, task, regularization)
-              for train in (scaler.transform(train_states), words[0])]  # fmt: skip
+    views = [scaler.transform(train_states), words[0]]
+    models = [fit_linear_model(train, train_labels, task, regularization) for train in views]
+    weight = fusion_weight(views, train_labels, models, task) if fusion == "cv" else 0.5
     tests = (scaler.transform(test_states), words[1])
     if task == "regression":
-        return np.mean([model.predict(test) for model, test in zip(models, tests, strict=True)], axis=0)
-    return models[0].classes_[averaged_probabilities(models, tests).argmax(1)]
+        return np.average([model.predict(test) for model, test in zip(models, tests, strict=True)], axis=0,
+                          weights=[weight, 1 - weight]), weight  # fmt: skip
+    return models[0].classes_[averaged_probabilities(models, tests, [weight, 1 - weight]).argmax(1)], weight
+
+
+FUSIONS = ("equal", "cv")
+FUSION_LEGEND = {"cv": " (weights cross-validated)"}
+FUSION_WEIGHTS = np.linspace(0, 1, 11)
+
+
+def fusion_weight(views: list, labels, models: list, task: str) -> float:
+    """The first view's weight (the second's: 1 - it) in the late fusion of two linear models fitted on two views of
+    the same labeled rows: the one of `FUSION_WEIGHTS` (0 to 1) whose mix of the two models' out-of-fold class
+    probabilities (predictions, for regression) has the best log loss (squared error), in `CV_FOLDS`-fold
+    cross-validation on these rows (stratified; fewer folds when a class has fewer rows), each model refitted per
+    fold with its own strength (`models`, fitted on all the rows, give it). 0.5 when no class has 2 rows. With 10
+    labels per class the weight is noisy; equal weights let a view that knows nothing pull the other down."""
+    if len(views) != 2 or len(models) != 2:
+        raise ValueError(f"a fusion weight mixes two views, got {len(views)} views and {len(models)} models")
+    labels = np.asarray(labels)
+    regression, split = task == "regression", label_folds(labels, task)
+    if split is None:
+        return 0.5
+    method = "predict" if regression else "predict_proba"
+    first, second = (cross_val_predict(clone(model), view, labels, cv=split, method=method)
+                     for model, view in zip(models, views, strict=True))  # fmt: skip
+    if regression:
+        losses = [np.mean((w * first + (1 - w) * second - labels) ** 2) for w in FUSION_WEIGHTS]
+    else:
+        truth = np.searchsorted(np.unique(labels), labels)[:, None]
+        losses = [-np.mean(np.log(np.take_along_axis(w * first + (1 - w) * second, truth, 1) + 1e-12))
+                  for w in FUSION_WEIGHTS]  # fmt: skip
+    return float(FUSION_WEIGHTS[int(np.argmin(losses))])
 
 
 CV_LEGEND = {"cv": " (strength cross-validated)"}
@@ -606,17 +652,18 @@ def self_trained_linear_model(train_features: np.ndarray, train_labels, pool_fea
     model. The labeled rows should not be in the pool (they would count twice). `self_trained_linear_models` does the
     same with several views of the rows."""
     return self_trained_linear_models([train_features], train_labels, [pool_features], rounds, final_fraction, quota,
-                                      regularization)[0]  # fmt: skip
+                                      regularization)[0][0]  # fmt: skip
 
 
 def self_trained_linear_models(train_views: list, train_labels, pool_views: list, rounds: int = 5,
-                               final_fraction: float = 0.5, quota: str = "predicted",
-                               regularization: str = "default") -> list[LogisticRegression]:  # fmt: skip
+                               final_fraction: float = 0.5, quota: str = "predicted", regularization: str = "default",
+                               fusion: str = "equal") -> tuple[list[LogisticRegression], list[float]]:  # fmt: skip
     """`self_trained_linear_model` on several views of the same rows (e.g. a network's standardized states and the
     TF-IDF of the same documents; dense or sparse): one logistic regression per view, and the pseudo-labels and
     confidences of every round come from their class probabilities averaged (`averaged_probabilities`, late fusion
-    as `beside_tfidf` predicts), so each view learns from the rows the views agree on. Returns the last models, one
-    per view."""
+    as `beside_tfidf` predicts), so each view learns from the rows the views agree on: with equal weights, or
+    (`fusion="cv"`, two views) the weights `fusion_weight` finds on the labeled rows once, kept for every round.
+    Returns the last models, one per view, and the views' weights."""
     if not 0 < final_fraction <= 1 or rounds < 1:
         raise ValueError(f"need rounds >= 1 and 0 < final_fraction <= 1, got {rounds} and {final_fraction}")
     if quota not in SELF_TRAINING_QUOTAS:
@@ -628,10 +675,14 @@ def self_trained_linear_models(train_views: list, train_labels, pool_views: list
     train_labels = np.asarray(train_labels)
     models = [fit_linear_model(view, train_labels, "single_label_classification", regularization)
               for view in train_views]  # fmt: skip
+    weights = [1 / len(models)] * len(models)
+    if fusion == "cv":
+        first = fusion_weight(train_views, train_labels, models, "single_label_classification")
+        weights = [first, 1 - first]
     num_pool = pool_views[0].shape[0]
     for round_ in range(1, rounds + 1 if num_pool else 1):
         share = final_fraction * round_ / rounds
-        probabilities = averaged_probabilities(models, pool_views)  # (P, classes)
+        probabilities = averaged_probabilities(models, pool_views, weights)  # (P, classes)
         guesses = probabilities.argmax(1)
         classes = models[0].classes_
         chosen = []
@@ -643,22 +694,26 @@ def self_trained_linear_models(train_views: list, train_labels, pool_views: list
         labels = np.concatenate([train_labels, classes[guesses[chosen]]])
         models = [LogisticRegression(C=model.C, max_iter=2000).fit(stack_rows(train, pool[chosen]), labels)
                   for model, train, pool in zip(models, train_views, pool_views, strict=True)]  # fmt: skip
-    return models
+    return models, weights
 
 
 def self_trained_predictions(views: list, test_views: list, rows: np.ndarray, labels, quota: str,
-                             regularization: str = "default") -> np.ndarray:  # fmt: skip
-    """Test predictions of `self_trained_linear_models` on `views` of the whole pool: labeled `rows` with `labels`,
-    every other pool row unlabeled; the test rows' class is the argmax of the views' averaged probabilities."""
+                             regularization: str = "default", fusion: str = "equal") -> tuple[np.ndarray, list]:  # fmt: skip
+    """Test predictions of `self_trained_linear_models` on `views` of the whole pool (labeled `rows` with `labels`,
+    every other pool row unlabeled; the test rows' class is the argmax of the views' averaged probabilities), and
+    the views' weights in that average."""
     unlabeled = np.setdiff1d(np.arange(views[0].shape[0]), rows)
-    models = self_trained_linear_models([view[rows] for view in views], labels, [view[unlabeled] for view in views],
-                                        quota=quota, regularization=regularization)  # fmt: skip
-    return models[0].classes_[averaged_probabilities(models, test_views).argmax(1)]
+    models, weights = self_trained_linear_models([view[rows] for view in views], labels,
+                                                 [view[unlabeled] for view in views], quota=quota,
+                                                 regularization=regularization, fusion=fusion)  # fmt: skip
+    return models[0].classes_[averaged_probabilities(models, test_views, weights).argmax(1)], weights
 
 
-def averaged_probabilities(models: list, views: list) -> np.ndarray:
-    """Class probabilities of classifiers fitted on the same labels, each on its view of the same rows, averaged."""
-    return np.mean([model.predict_proba(view) for model, view in zip(models, views, strict=True)], axis=0)
+def averaged_probabilities(models: list, views: list, weights: list | None = None) -> np.ndarray:
+    """Class probabilities of classifiers fitted on the same labels, each on its view of the same rows, averaged
+    (with `weights`, one per view, when given)."""
+    return np.average([model.predict_proba(view) for model, view in zip(models, views, strict=True)], axis=0,
+                      weights=weights)  # fmt: skip
 
 
 def stack_rows(top, bottom):
@@ -670,7 +725,7 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
                    task: str = "single_label_classification", max_seq_length: int = DataArguments.max_seq_length,
                    classifier_bptt: int | None = None, from_scratch: bool = False, self_training: str | None = None,
                    cache_dir: Path | None = None, regularization: str = "default",
-                   with_tfidf: bool = False) -> Method:  # fmt: skip
+                   with_tfidf: bool = False, fusion: str = "equal") -> Method:  # fmt: skip
     """The pretrained network as a fixed feature extractor, no fine-tuning: its pooled states (`pooled_features`,
     computed once per study for the test documents and for the pool documents the draws need, the whole pool when
     self-training, and kept in `cache_dir` when given, so that a rerun or a second method on the same features reads
@@ -681,8 +736,12 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
     pool, then `self_trained_linear_model` with that quota on the pool's unlabeled documents. `with_tfidf`: a
     linear model on the states beside the baseline's on TF-IDF, probabilities averaged (`beside_tfidf`): what the
     network adds to what a user has already. Both: the two self-trained together on the pool (TF-IDF fitted on the
-    whole pool; `self_trained_linear_models`), pseudo-labels from their averaged probabilities."""
+    whole pool; `self_trained_linear_models`), pseudo-labels from their averaged probabilities. `fusion` (with
+    `with_tfidf`, one of `FUSIONS`): "equal" weights in that average, or "cv", the states' weight cross-validated on
+    the labels (`fusion_weight`; each run records it as "states_weight")."""
     check_self_training(self_training, task)
+    if fusion not in FUSIONS:
+        raise UserError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
     settings = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length,
                 "classifier_bptt": classifier_bptt, "test": len(data.test), **({"from_scratch": True} if from_scratch
                                                                                    else {})}  # fmt: skip
@@ -741,9 +800,12 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
         rows = labeled_rows(data.pool, labeled)  # duplicates share their features
         if with_tfidf and not self_training:
-            predicted = beside_tfidf(*features(rows), labeled["text"], data.test["text"], labeled["label"], task,
-                                     regularization)  # fmt: skip
-            return prediction_scores(predicted, data.test["label"], task, len(rows))
+            predicted, weight = beside_tfidf(*features(rows), labeled["text"], data.test["text"], labeled["label"],
+                                             task, regularization, fusion)  # fmt: skip
+            return {
+                **prediction_scores(predicted, data.test["label"], task, len(rows)),
+                "states_weight": weight,
+            }
         if not self_training:
             train, test = features(rows)
             return linear_model_scores(train, labeled["label"], test, data.test["label"], task, standardize=True,
@@ -754,36 +816,42 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         if with_tfidf:  # beside TF-IDF of the same pool documents
             words, test_words = pool_words()
             views, tests = [*views, words], [*tests, test_words]
-        predicted = self_trained_predictions(
-            views, tests, rows, labeled["label"], self_training, regularization
-        )
-        return classification_scores(predicted, data.test["label"], len(rows))
+        predicted, weights = self_trained_predictions(views, tests, rows, labeled["label"], self_training,
+                                                      regularization, fusion if with_tfidf else "equal")  # fmt: skip
+        scores = classification_scores(predicted, data.test["label"], len(rows))
+        return {**scores, "states_weight": weights[0]} if with_tfidf else scores
 
+    fused = (
+        with_tfidf and fusion != "equal"
+    )  # the equal-weight runs recorded before the choice keep their key
     return Method(name, legend + CV_LEGEND.get(regularization, ""), run,
                   {**settings, **({"self_training": self_training} if self_training else {}),
-                   **({"with_tfidf": True} if with_tfidf else {}), **regularization_setting(regularization)})  # fmt: skip
+                   **({"with_tfidf": True} if with_tfidf else {}), **({"fusion": fusion} if fused else {}),
+                   **regularization_setting(regularization)})  # fmt: skip
 
 
 def feature_methods(checkpoints: dict[str, str | Path], legends: dict[str, str], data: FinetuningData,
                     task: str = "single_label_classification", max_seq_length: int = DataArguments.max_seq_length,
                     classifier_bptt: int | None = None, self_training: str | None = None, with_tfidf: bool = False,
-                    regularization: str = "default", cache_dir: Path | None = None) -> list[Method]:  # fmt: skip
+                    regularization: str = "default", cache_dir: Path | None = None,
+                    fusion: str = "equal") -> list[Method]:  # fmt: skip
     """A text study's fixed-feature methods: `feature_method` for each of `checkpoints` (`{name: path}`; the name
     "scratch" reads the first one's network with random weights, the control), named `<name>_features`; then, with
     `self_training`, each self-trained with that quota (`<name>_features_self_training`); then, `with_tfidf`, each
     beside TF-IDF (`<name>_features_tfidf`); then, with both, each beside TF-IDF, the two self-trained together
-    (`<name>_features_tfidf_self_training`). Legends start with `legends[name]`."""
+    (`<name>_features_tfidf_self_training`); `fusion` weighs the views beside TF-IDF (`feature_method`). Legends
+    start with `legends[name]`."""
     variants = [(quota, tfidf) for tfidf in (False, True)[: 1 + with_tfidf]
                 for quota in dict.fromkeys([None, self_training])]  # fmt: skip
     methods = []
     for (quota, tfidf), name in [(variant, name) for variant in variants for name in checkpoints]:
         suffix = "_tfidf" * tfidf + "_self_training" * bool(quota)
-        legend = ("fixed features beside TF-IDF + logistic regression" if tfidf else
-                  "fixed features + logistic regression") + (SELF_TRAINING_LEGEND.format(quota) if quota else "")  # fmt: skip
+        legend = ("fixed features beside TF-IDF" + FUSION_LEGEND.get(fusion, "") + " + logistic regression" if tfidf
+                  else "fixed features + logistic regression") + (SELF_TRAINING_LEGEND.format(quota) if quota else "")  # fmt: skip
         methods.append(feature_method(f"{name}_features{suffix}", f"{legends[name]}, {legend}", checkpoints[name],
                                       data, task, max_seq_length, classifier_bptt, from_scratch=name == "scratch",
                                       self_training=quota, cache_dir=cache_dir, regularization=regularization,
-                                      with_tfidf=tfidf))  # fmt: skip
+                                      with_tfidf=tfidf, fusion=fusion))  # fmt: skip
     return methods
 
 
@@ -815,7 +883,7 @@ def finetune_method(name: str, legend: str, checkpoint: str | Path, data: Finetu
 def text_study_method_lines(baseline_legend: str, scratch_checkpoint: str | Path, fine_tuned: bool = True,
                             validation_fraction: float | None = None, features: bool = False,
                             self_training: str | None = None, regularization: str = "default",
-                            with_tfidf: bool = False) -> list[str]:  # fmt: skip
+                            with_tfidf: bool = False, fusion: str = "equal") -> list[str]:  # fmt: skip
     """A text study report's lines on how its methods learn from the N labels: the fine-tuned networks (when
     `fine_tuned`; `validation_fraction` as `DataArguments` takes it, None: the recipe's), the TF-IDF baseline, the
     fixed features, their self-training, the features beside TF-IDF, and the linear models' regularization
@@ -839,7 +907,11 @@ def text_study_method_lines(baseline_legend: str, scratch_checkpoint: str | Path
            f"classes {'as predicted' if self_training == 'predicted' else 'equally'}; TF-IDF + logistic regression "
            "self-trains alike (its vocabulary fitted on the whole pool), the control." if self_training else "")
         + (" Beside TF-IDF: that linear model on the states and the baseline's on TF-IDF, each fitted on the N "
-           "documents, their class probabilities averaged." if with_tfidf else "")
+           "documents, their class probabilities averaged" + (
+               f", the states' weight the one of {len(FUSION_WEIGHTS)} from 0 to 1 whose mix of the two models' "
+               f"out-of-fold probabilities has the best log loss in stratified {CV_FOLDS}-fold cross-validation on the N "
+               "labeled documents (recorded with each run)." if fusion == "cv" else " with equal weights.")
+           if with_tfidf else "")
         + (" Beside TF-IDF, self-trained: the two self-train together, each round's pseudo-labels from their "
            "averaged probabilities." if with_tfidf and self_training else "")
         + (f" The linear models' strength (C) is the one of {len(CV_STRENGTHS)} from {CV_STRENGTHS[0]:g} to "
