@@ -824,9 +824,8 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         scores = classification_scores(predicted, data.test["label"], len(rows))
         return {**scores, "states_weight": weights[0]} if with_tfidf else scores
 
-    fused = (
-        with_tfidf and fusion != "equal"
-    )  # the equal-weight runs recorded before the choice keep their key
+    # the equal-weight runs recorded before the choice existed keep their key
+    fused = with_tfidf and fusion != "equal"
     return Method(name, legend + CV_LEGEND.get(regularization, ""), run,
                   {**settings, **({"self_training": self_training} if self_training else {}),
                    **({"with_tfidf": True} if with_tfidf else {}), **({"fusion": fusion} if fused else {}),
