@@ -109,7 +109,8 @@ three-stages: venv
 # beside TF-IDF, with scikit-learn's strength and with it cross-validated (docs/results/spam_lm_2epochs_whole_emails_
 # {tfidf,cv}/, ~13 min more); then every feature model and TF-IDF self-trained on the unlabeled emails, the control
 # for the pool (docs/results/spam_lm_2epochs_whole_emails_self_training/, ~15 min more), and beside TF-IDF with the
-# states' weight cross-validated on the labels (docs/results/spam_lm_2epochs_whole_emails_fusion_cv/).
+# states' weight cross-validated on the labels (docs/results/spam_lm_2epochs_whole_emails_fusion_cv/; 46 min beside
+# two other studies).
 SPAM_FEATURES = --train_file data/spam.jsonl --clm_checkpoint runs/spam_lm_2epochs --num_labels_list 10 100 \
 	--max_seq_length 1024 --classifier_bptt 128 --features only --seeds 0 1 2 3 4 5 6 7 8 9 \
 	--work_dir runs/le_spam_2epochs_whole
