@@ -38,7 +38,7 @@ STUDIES = {
     # where pretraining passes TF-IDF: another set, two epochs of its own emails, whole emails, also against
     # TF-IDF self-trained on the unlabeled emails
     "docs/results/spam_lm_2epochs_whole_emails_self_training/label_efficiency.json": "spam filtering "
-    "(SpamAssassin), beside TF-IDF and self-trained, `make spam`, about 65 minutes on 2 CPU cores",
+    "(SpamAssassin), beside TF-IDF and self-trained, `make spam`, about 85 minutes on 2 CPU cores",
 }
 
 
