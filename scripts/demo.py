@@ -34,7 +34,7 @@ STUDIES = {
     "`make three-stages-gpu`, about 8 minutes on one GPU",
     # the same general LM, 6 epochs of BBC: its states beside TF-IDF, and the unlabeled pool used by self-training
     "docs/results/bbc_from_general_6epochs_beside_tfidf/label_efficiency.json": "6 epochs of BBC after the general "
-    "LM, features beside TF-IDF and self-trained, `make three-stages`, about 3 hours on 2 CPU cores",
+    "LM, features beside TF-IDF and self-trained, `make three-stages`, about 4 hours on 2 CPU cores",
     # where pretraining passes TF-IDF: another set, two epochs of its own emails, whole emails, also against
     # TF-IDF self-trained on the unlabeled emails
     "docs/results/spam_lm_2epochs_whole_emails_self_training/label_efficiency.json": "spam filtering "
