@@ -461,11 +461,9 @@ def label_folds(labels, task: str) -> KFold | StratifiedKFold | None:
     classification; fewer when a class has fewer rows), shuffled with seed 0; None when that leaves fewer than 2."""
     regression = task == "regression"
     folds = min(CV_FOLDS, len(labels) if regression else int(np.unique(labels, return_counts=True)[1].min()))
-    return (
-        (KFold if regression else StratifiedKFold)(folds, shuffle=True, random_state=0)
-        if folds >= 2
-        else None
-    )
+    if folds < 2:
+        return None
+    return (KFold if regression else StratifiedKFold)(folds, shuffle=True, random_state=0)
 
 
 def linear_model_scores(train_features, train_labels, test_features, test_labels, task: str,
@@ -503,9 +501,7 @@ def baseline_method(data: FinetuningData, task: str = "single_label_classificati
     quota on the pool's unlabeled documents, the control for the networks' self-training (named "tfidf_self_training":
     "tfidf" stays the plain baseline every report pairs the networks with)."""
     check_self_training(self_training, task)
-    pool_words = functools.cache(
-        lambda: tfidf_features(data.pool["text"], data.test["text"])
-    )  # once per study
+    pool_words = pool_tfidf(data)
 
     def run(num_labels: str, seed: int) -> dict:
         # the documents `finetune` draws for the same N and seed
@@ -547,6 +543,12 @@ def labeled_rows(pool, labeled) -> np.ndarray:
     stays among the unlabeled rows self-training reads, as it always has)."""
     row_of = {text: row for row, text in enumerate(pool["text"])}
     return np.array([row_of[text] for text in labeled["text"]], dtype=int)
+
+
+def pool_tfidf(data: FinetuningData) -> Callable[[], tuple]:
+    """`tfidf_features` fitted on the whole pool, of the pool and the test documents, computed on the first call and
+    kept (self-training reads them in every run)."""
+    return functools.cache(lambda: tfidf_features(data.pool["text"], data.test["text"]))
 
 
 def tfidf_features(train_texts, test_texts):
@@ -795,9 +797,7 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         order = np.argsort(cache["pool_rows"])
         return cache["pool"][order[np.searchsorted(cache["pool_rows"], rows, sorter=order)]], cache["test"]
 
-    pool_words = functools.cache(
-        lambda: tfidf_features(data.pool["text"], data.test["text"])
-    )  # once per study
+    pool_words = pool_tfidf(data)
 
     def run(num_labels: str, seed: int) -> dict:
         labeled = TASKS[task](study_data_args(task, num_labels)).draw_labeled(data.pool, seed)
@@ -912,7 +912,8 @@ def text_study_method_lines(baseline_legend: str, scratch_checkpoint: str | Path
            "documents, their class probabilities averaged" + (
                f", the states' weight the one of {len(FUSION_WEIGHTS)} from 0 to 1 whose mix of the two models' "
                f"out-of-fold probabilities is right most often in stratified {CV_FOLDS}-fold cross-validation on the "
-               "N labeled documents, of equally good ones the nearest to equal weights (recorded with each run)." if fusion == "cv" else " with equal weights.")
+               "N labeled documents, of equally good ones the nearest to equal weights (recorded with each run)."
+               if fusion == "cv" else " with equal weights.")
            if with_tfidf else "")
         + (" Beside TF-IDF, self-trained: the two self-train together, each round's pseudo-labels from their "
            "averaged probabilities." if with_tfidf and self_training else "")
