@@ -137,7 +137,8 @@ spam: venv
 # scikit-learn's strength and with it cross-validated (docs/results/imdb_lm_epoch_whole_reviews_{tfidf,cv}/), then
 # with the states' weight cross-validated too (the last --with_tfidf wins; .../imdb_lm_epoch_whole_reviews_fusion_cv/);
 # then each self-trained on the unlabeled reviews, TF-IDF too (features of all 34,706 training reviews:
-# ~16 min per network; .../imdb_lm_epoch_whole_reviews_self_training/).
+# ~16 min per network; .../imdb_lm_epoch_whole_reviews_self_training/), then with pseudo-labels split equally
+# between the classes (..._self_training_balanced/).
 IMDB_BESIDE_TFIDF = --train_file data/imdb.jsonl --clm_checkpoint runs/imdb_lm_epoch --num_labels_list 10 100 \
 	--max_seq_length 1024 --classifier_bptt 128 --features only --with_tfidf --seeds 0 1 2 3 4 5 6 7 8 9 \
 	--work_dir runs/le_imdb_epoch_whole
@@ -166,6 +167,8 @@ imdb: venv
 		--output_dir docs/results/imdb_lm_epoch_whole_reviews_fusion_cv
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(IMDB_BESIDE_TFIDF) --self_training --linear_model cv \
 		--output_dir docs/results/imdb_lm_epoch_whole_reviews_self_training
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(IMDB_BESIDE_TFIDF) --self_training balanced \
+		--linear_model cv --output_dir docs/results/imdb_lm_epoch_whole_reviews_self_training_balanced
 
 # The same three stages on one GPU in about 8 minutes, behind docs/results/three_stages_gpu/ (2026-12-04, an H200):
 # ULMFiT's 3 x 1150 AWD-LSTM for 170 s on the general corpus, 10 epochs on BBC News, then the fixed-features study.
