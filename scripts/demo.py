@@ -42,7 +42,7 @@ STUDIES = {
     "(SpamAssassin), beside TF-IDF and self-trained, `make spam`, about 85 minutes on 2 CPU cores",
     # and where it does not: sentiment, an epoch of the unlabeled reviews, whole reviews, the same controls
     "docs/results/imdb_lm_epoch_whole_reviews_self_training/label_efficiency.json": "sentiment (IMDB), where "
-    "TF-IDF stays ahead, beside TF-IDF and self-trained, `make imdb`, about 4 hours on 2 CPU cores",
+    "TF-IDF stays ahead, beside TF-IDF and self-trained, `make imdb`, about 4.5 hours on 2 CPU cores",
 }
 
 
