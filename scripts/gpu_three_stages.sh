@@ -3,8 +3,8 @@
 #   1. a general-domain causal LM, ULMFiT's AWD-LSTM size (3 x 1150, 400-wide tied embeddings), on the corpus of
 #      scripts/build_general_corpus.py, for GENERAL_SECONDS: a short calibration run measures the steps per second,
 #      and the real run plans its schedule (warm-up, cosine decay) for the steps that fit;
-#   2. that LM continued on BBC News's unlabeled training documents (discriminative rates, slanted triangular), up
-#      to 10 epochs, as many as fit in DOMAIN_SECONDS at the calibrated rate;
+#   2. that LM continued on BBC News's unlabeled training documents, or DOMAIN_FILE's (discriminative rates, slanted
+#      triangular), up to 10 epochs, as many as fit in DOMAIN_SECONDS at the calibrated rate;
 #   3. the label-efficiency study on its fixed features (whole documents up to 1024 tokens, read in chunks), plain
 #      and self-trained on the unlabeled pool, against TF-IDF + logistic regression, 5-100 and all labels per class;
 #   4. with FINETUNE_SECONDS > 0, the study that fine-tunes the network (BPT3C) against the same network from
@@ -14,10 +14,14 @@
 # Each stage has its own time limit, so a slow machine loses the last study runs, never the results so far. Usage:
 #   data/general.jsonl present (python scripts/build_general_corpus.py), then: bash scripts/gpu_three_stages.sh
 # Environment: PY; RUNS (models, default runs/gpu); REPORT (tables, default $RUNS/report; make three-stages-gpu:
-# docs/results/three_stages_gpu); GENERAL_FILE; each stage's seconds: GENERAL_SECONDS, DOMAIN_SECONDS, STUDY_SECONDS
-# (0: no fixed-features study), FINETUNE_SECONDS (0: no fine-tuning study); FINETUNE_ARGS, more label_efficiency.py
-# flags for the fine-tuning study, which win over the script's (e.g. "--num_labels_list 10 5
-# --per_device_train_batch_size 32": fewer runs in larger batches, for a GPU; another recipe).
+# docs/results/three_stages_gpu); GENERAL_FILE; DOMAIN_FILE, the labeled documents of the target task (any file
+# --train_file reads; default: BBC News) and DOMAIN_NAME, the domain LM's name ($RUNS/${DOMAIN_NAME}_lm, default
+# bbc); each stage's seconds: GENERAL_SECONDS, DOMAIN_SECONDS, STUDY_SECONDS (0: no fixed-features study),
+# FINETUNE_SECONDS (0: no fine-tuning study); FEATURES_ARGS and FINETUNE_ARGS, more label_efficiency.py flags for
+# each study, which win over the script's (e.g. "--num_labels_list 10 100 --with_tfidf cv --linear_model cv";
+# "--num_labels_list 10 5 --per_device_train_batch_size 32": fewer runs in larger batches, for a GPU). Sentiment:
+#   DOMAIN_FILE=data/imdb.jsonl DOMAIN_NAME=imdb DOMAIN_SECONDS=240 STUDY_SECONDS=300 FEATURES_ARGS="--num_labels_list
+#   10 100 --seeds 0 1 2 3 4 5 6 7 8 9 --with_tfidf cv --linear_model cv" bash scripts/gpu_three_stages.sh
 # SMOKE=1 runs the same stages with tiny sizes (a CPU check of the script, its numbers mean nothing).
 set -u
 PY=${PY:-python}
@@ -29,6 +33,11 @@ DOMAIN_SECONDS=${DOMAIN_SECONDS:-50}
 STUDY_SECONDS=${STUDY_SECONDS:-180}
 FINETUNE_SECONDS=${FINETUNE_SECONDS:-0}
 FINETUNE_ARGS=${FINETUNE_ARGS:-}
+FEATURES_ARGS=${FEATURES_ARGS:-}
+DOMAIN_FILE=${DOMAIN_FILE:-}
+DOMAIN_NAME=${DOMAIN_NAME:-bbc}
+DOMAIN_LM="$RUNS/${DOMAIN_NAME}_lm"
+DATA=${DOMAIN_FILE:+--train_file $DOMAIN_FILE}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 mkdir -p "$RUNS" "$REPORT"
 if [ "${SMOKE:-0}" = 1 ]; then
@@ -56,33 +65,44 @@ $PY scripts/pretrain.py $GENERAL --output_dir "$RUNS/calibration" --max_train_st
 rate=$($PY -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['steps'] / r['train_seconds'])" \
     "$RUNS/calibration/results.json") || exit 1
 steps=$($PY -c "print(max(1, int($rate * $GENERAL_SECONDS)))")
-# BBC News's training documents are about 1M tokens: 63 steps of 128 x 128 tokens per epoch.
-domain_epochs=$($PY -c "print(max(1, min(10, int($rate * $DOMAIN_SECONDS / 63))))")
+# the domain's training documents (70% of them: the rest are held out) in blocks of 128 tokens, GENERAL_BATCH a step
+# (BBC News: about 1M tokens, 63 steps an epoch)
+domain_steps=$($PY -c "
+import sys
+from transformers import AutoTokenizer
+from rnn_hf.data.text import load_text_dataset
+texts = list(load_text_dataset(train_file=sys.argv[1] or None)['train']['text'])
+tokens = sum(map(len, AutoTokenizer.from_pretrained(sys.argv[2])(texts)['input_ids']))
+print(max(1, round(0.7 * tokens / (128 * $GENERAL_BATCH))))" "$DOMAIN_FILE" "$RUNS/calibration") || exit 1
+domain_epochs=$($PY -c "print(max(1, min(10, int($rate * $DOMAIN_SECONDS / $domain_steps))))")
 minutes=$($PY -c "print($GENERAL_SECONDS * $GUARD / 60)")  # a guard: the planned steps should end first
 stamp "general LM: $steps steps planned for ${GENERAL_SECONDS}s"
 $PY scripts/pretrain.py $GENERAL --tokenizer_name "$RUNS/calibration" --output_dir "$RUNS/general_lm" \
     --max_train_steps "$steps" --max_train_minutes "$minutes" || exit 1
 
-stamp "domain LM: $domain_epochs epochs of BBC News's unlabeled training documents"
-$PY scripts/pretrain.py --objective clm --model_name_or_path "$RUNS/general_lm" --output_dir "$RUNS/bbc_lm" \
+stamp "domain LM: $domain_epochs epochs of ${DOMAIN_FILE:-BBC News}'s unlabeled training documents" \
+    "($domain_steps steps each)"
+# shellcheck disable=SC2086
+$PY scripts/pretrain.py --objective clm $DATA --model_name_or_path "$RUNS/general_lm" --output_dir "$DOMAIN_LM" \
     --seed 0 --per_device_train_batch_size "$GENERAL_BATCH" --learning_rate 2e-3 --discriminative_lr_decay 2.6 \
     --lr_scheduler_type slanted_triangular --no_eval_each_epoch --num_train_epochs "$domain_epochs" $DOMAIN || exit 1
 
-cp "$RUNS/general_lm/README.md" "$REPORT/general_lm.md"; cp "$RUNS/bbc_lm/README.md" "$REPORT/bbc_lm.md"
+cp "$RUNS/general_lm/README.md" "$REPORT/general_lm.md"; cp "$DOMAIN_LM/README.md" "$REPORT/${DOMAIN_NAME}_lm.md"
 
 # study SECONDS FLAGS...: label_efficiency.py on the domain LM for at most SECONDS; cut short (or failed), it still
 # writes the report of the runs recorded so far, never leaving one from an earlier run
 study() {
     local seconds=$1
     shift
-    timeout "$seconds" $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" "$@" \
-        || $PY scripts/label_efficiency.py --clm_checkpoint "$RUNS/bbc_lm" "$@" --report_only
+    # shellcheck disable=SC2086
+    timeout "$seconds" $PY scripts/label_efficiency.py --clm_checkpoint "$DOMAIN_LM" $DATA "$@" \
+        || $PY scripts/label_efficiency.py --clm_checkpoint "$DOMAIN_LM" $DATA "$@" --report_only
 }
 
 if [ "$STUDY_SECONDS" -gt 0 ]; then
     stamp "fixed-features study (self-trained too)"
     # shellcheck disable=SC2086
-    study "$STUDY_SECONDS" --features only --self_training $FEATURES --work_dir "$RUNS/le_features" \
+    study "$STUDY_SECONDS" --features only --self_training $FEATURES $FEATURES_ARGS --work_dir "$RUNS/le_features" \
         --output_dir "$REPORT/fixed_features"
 fi
 

@@ -49,16 +49,28 @@ def test_label_efficiency_writes_its_report_outside_the_committed_results_by_def
     assert default and default.group(1) == "runs/label_efficiency", result.stdout
 
 
+GENERAL_WORDS = (
+    "the a river town king letter sea old new said went came and of to in was with his her".split()
+)
+
+
+def random_documents(path: Path, vocabularies: list[list[str]], count: int, length: int = 120) -> Path:
+    """`count` JSON lines of random words, each document from one of `vocabularies` in turn (its index the
+    "label" when there are several)."""
+    rng = random.Random(0)
+    with path.open("w") as f:
+        for i in range(count):
+            label = i % len(vocabularies)
+            text = " ".join(rng.choice(vocabularies[label]) for _ in range(length))
+            f.write(json.dumps({"text": text, **({"label": label} if len(vocabularies) > 1 else {})}) + "\n")
+    return path
+
+
 @pytest.mark.slow  # ~2 minutes on 2 cores: three tiny pretraining runs, then two studies on BBC News
 def test_gpu_three_stages_script_plans_its_steps_and_writes_every_report(tmp_path):
     """scripts/gpu_three_stages.sh with SMOKE=1 (tiny sizes, on the CPU): the calibration run's rate plans the
     general LM's steps, the domain LM continues it, and both studies write their tables."""
-    rng = random.Random(0)
-    words = "the a river town king letter sea old new said went came and of to in was with his her".split()
-    general = tmp_path / "general.jsonl"
-    with general.open("w") as f:
-        for _ in range(150):
-            f.write(json.dumps({"text": " ".join(rng.choice(words) for _ in range(120))}) + "\n")
+    general = random_documents(tmp_path / "general.jsonl", [GENERAL_WORDS], 150)
     runs, report = tmp_path / "runs", tmp_path / "report"
     env = {**os.environ, "SMOKE": "1", "PY": sys.executable, "RUNS": str(runs), "REPORT": str(report),
            "GENERAL_FILE": str(general), "FINETUNE_SECONDS": "600",
@@ -88,3 +100,33 @@ def test_gpu_three_stages_script_plans_its_steps_and_writes_every_report(tmp_pat
     assert {r["settings"].get("per_device_train_batch_size") for r in records if r["method"] != "tfidf"} == {
         4
     }
+
+
+@pytest.mark.slow  # ~1 minute on 2 cores: three tiny pretraining runs, one study
+def test_gpu_three_stages_script_takes_another_domain_and_more_study_flags(tmp_path):
+    """DOMAIN_FILE: the domain LM continues on that file's documents, its epochs planned from their token count, and
+    the fixed-features study runs on its labels, with FEATURES_ARGS's flags."""
+    general = random_documents(tmp_path / "general.jsonl", [GENERAL_WORDS], 150)
+    domain = random_documents(tmp_path / "reviews.jsonl", [GENERAL_WORDS[:10] + ["good", "great"],
+                                                           GENERAL_WORDS[:10] + ["bad", "awful"]], 80, 60)  # fmt: skip
+    runs, report = tmp_path / "runs", tmp_path / "report"
+    env = {**os.environ, "SMOKE": "1", "PY": sys.executable, "RUNS": str(runs), "REPORT": str(report),
+           "GENERAL_FILE": str(general), "GENERAL_SECONDS": "5", "DOMAIN_FILE": str(domain),
+           "DOMAIN_NAME": "reviews", "FEATURES_ARGS": "--with_tfidf cv --linear_model cv"}  # fmt: skip
+    result = subprocess.run(["bash", "scripts/gpu_three_stages.sh"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=1200)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    stages = [s.strip() for s in re.findall(r"^== \S+ ([^:(,]+)", result.stdout, re.MULTILINE)]
+    assert stages == ["calibration", "general LM", "domain LM", "fixed-features study", "done"], stages
+    from transformers import AutoTokenizer
+
+    texts = [json.loads(line)["text"] for line in domain.read_text().splitlines()]
+    tokens = sum(map(len, AutoTokenizer.from_pretrained(runs / "calibration")(texts)["input_ids"]))
+    planned = int(re.search(r"training documents \((\d+) steps each\)", result.stdout).group(1))
+    assert planned == max(1, round(0.7 * tokens / (128 * 8)))  # SMOKE's batch of 8 blocks of 128 tokens
+    split = json.loads((runs / "reviews_lm" / "split.json").read_text())
+    assert "continued from" in split["source"] and str(domain) in split["source"], split["source"]
+    assert (report / "reviews_lm.md").is_file() and not (runs / "bbc_lm").exists()
+    features = (report / "fixed_features" / "label_efficiency.md").read_text()
+    assert "pretrained causal LM, fixed features beside TF-IDF (weights cross-validated)" in features
+    assert str(domain) in features and "| 2 |" in features
