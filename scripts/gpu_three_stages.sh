@@ -19,9 +19,11 @@
 # bbc); each stage's seconds: GENERAL_SECONDS, DOMAIN_SECONDS, STUDY_SECONDS (0: no fixed-features study),
 # FINETUNE_SECONDS (0: no fine-tuning study); FEATURES_ARGS and FINETUNE_ARGS, more label_efficiency.py flags for
 # each study, which win over the script's (e.g. "--num_labels_list 10 100 --with_tfidf cv --linear_model cv";
-# "--num_labels_list 10 5 --per_device_train_batch_size 32": fewer runs in larger batches, for a GPU). Sentiment:
-#   DOMAIN_FILE=data/imdb.jsonl DOMAIN_NAME=imdb DOMAIN_SECONDS=240 STUDY_SECONDS=300 FEATURES_ARGS="--num_labels_list
-#   10 100 --seeds 0 1 2 3 4 5 6 7 8 9 --with_tfidf cv --linear_model cv" bash scripts/gpu_three_stages.sh
+# "--num_labels_list 10 5 --per_device_train_batch_size 32": fewer runs in larger batches, for a GPU); SELF_TRAINING
+# set empty: the fixed-features study without self-training, which encodes the whole unlabeled pool. Sentiment:
+#   DOMAIN_FILE=data/imdb.jsonl DOMAIN_NAME=imdb GENERAL_SECONDS=120 DOMAIN_SECONDS=150 SELF_TRAINING=
+#   FEATURES_ARGS="--num_labels_list 10 100 --seeds 0 1 2 3 4 5 6 7 8 9 --with_tfidf cv --linear_model cv"
+#   bash scripts/gpu_three_stages.sh
 # SMOKE=1 runs the same stages with tiny sizes (a CPU check of the script, its numbers mean nothing).
 set -u
 PY=${PY:-python}
@@ -34,6 +36,7 @@ STUDY_SECONDS=${STUDY_SECONDS:-180}
 FINETUNE_SECONDS=${FINETUNE_SECONDS:-0}
 FINETUNE_ARGS=${FINETUNE_ARGS:-}
 FEATURES_ARGS=${FEATURES_ARGS:-}
+SELF_TRAINING=${SELF_TRAINING---self_training}
 DOMAIN_FILE=${DOMAIN_FILE:-}
 DOMAIN_NAME=${DOMAIN_NAME:-bbc}
 DOMAIN_LM="$RUNS/${DOMAIN_NAME}_lm"
@@ -100,9 +103,9 @@ study() {
 }
 
 if [ "$STUDY_SECONDS" -gt 0 ]; then
-    stamp "fixed-features study (self-trained too)"
+    stamp "fixed-features study${SELF_TRAINING:+ (self-trained too)}"
     # shellcheck disable=SC2086
-    study "$STUDY_SECONDS" --features only --self_training $FEATURES $FEATURES_ARGS --work_dir "$RUNS/le_features" \
+    study "$STUDY_SECONDS" --features only $SELF_TRAINING $FEATURES $FEATURES_ARGS --work_dir "$RUNS/le_features" \
         --output_dir "$REPORT/fixed_features"
 fi
 

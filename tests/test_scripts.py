@@ -105,18 +105,20 @@ def test_gpu_three_stages_script_plans_its_steps_and_writes_every_report(tmp_pat
 @pytest.mark.slow  # ~1 minute on 2 cores: three tiny pretraining runs, one study
 def test_gpu_three_stages_script_takes_another_domain_and_more_study_flags(tmp_path):
     """DOMAIN_FILE: the domain LM continues on that file's documents, its epochs planned from their token count, and
-    the fixed-features study runs on its labels, with FEATURES_ARGS's flags."""
+    the fixed-features study runs on its labels, with FEATURES_ARGS's flags and, SELF_TRAINING empty, without
+    self-training."""
     general = random_documents(tmp_path / "general.jsonl", [GENERAL_WORDS], 150)
     domain = random_documents(tmp_path / "reviews.jsonl", [GENERAL_WORDS[:10] + ["good", "great"],
                                                            GENERAL_WORDS[:10] + ["bad", "awful"]], 80, 60)  # fmt: skip
     runs, report = tmp_path / "runs", tmp_path / "report"
     env = {**os.environ, "SMOKE": "1", "PY": sys.executable, "RUNS": str(runs), "REPORT": str(report),
            "GENERAL_FILE": str(general), "GENERAL_SECONDS": "5", "DOMAIN_FILE": str(domain),
-           "DOMAIN_NAME": "reviews", "FEATURES_ARGS": "--with_tfidf cv --linear_model cv"}  # fmt: skip
+           "DOMAIN_NAME": "reviews", "FEATURES_ARGS": "--with_tfidf cv --linear_model cv",
+           "SELF_TRAINING": ""}  # fmt: skip
     result = subprocess.run(["bash", "scripts/gpu_three_stages.sh"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=1200)  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
-    stages = [s.strip() for s in re.findall(r"^== \S+ ([^:(,]+)", result.stdout, re.MULTILINE)]
+    stages = [s.strip() for s in re.findall(r"^== \S+ ([^:(,\n]+)", result.stdout, re.MULTILINE)]
     assert stages == ["calibration", "general LM", "domain LM", "fixed-features study", "done"], stages
     from transformers import AutoTokenizer
 
@@ -129,4 +131,4 @@ def test_gpu_three_stages_script_takes_another_domain_and_more_study_flags(tmp_p
     assert (report / "reviews_lm.md").is_file() and not (runs / "bbc_lm").exists()
     features = (report / "fixed_features" / "label_efficiency.md").read_text()
     assert "pretrained causal LM, fixed features beside TF-IDF (weights cross-validated)" in features
-    assert str(domain) in features and "| 2 |" in features
+    assert str(domain) in features and "| 2 |" in features and "self-trained" not in features
