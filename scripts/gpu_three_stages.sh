@@ -69,7 +69,7 @@ rate=$($PY -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['steps']
     "$RUNS/calibration/results.json") || exit 1
 steps=$($PY -c "print(max(1, int($rate * $GENERAL_SECONDS)))")
 # the domain's training documents (70% of them: the rest are held out) in blocks of 128 tokens, GENERAL_BATCH a step
-# (BBC News: about 1M tokens, 63 steps an epoch)
+# (BBC News: about 1M training tokens, 60 steps an epoch)
 domain_steps=$($PY -c "
 import sys
 from transformers import AutoTokenizer
