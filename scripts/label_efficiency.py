@@ -151,10 +151,11 @@ def main(argv: list[str] | None = None) -> Path:
             tuning_lines.append(f"| {LEGENDS[name]} | " + " | ".join(cells) + " |")
             tuning_runs += [r for lr, r in scores.items() if lr != learning_rate]
         methods.append(network(name, learning_rate))
+    fusion = args.with_tfidf or "equal"  # how the states sit beside TF-IDF, when they do
     if args.features:  # "scratch": random weights' features, the control
         methods += feature_methods(checkpoints, LEGENDS, data, args.task, args.max_seq_length or
                                    DataArguments.max_seq_length, args.classifier_bptt, args.self_training,
-                                   bool(args.with_tfidf), args.linear_model, work_dir, args.with_tfidf or "equal")  # fmt: skip
+                                   bool(args.with_tfidf), args.linear_model, work_dir, fusion)  # fmt: skip
 
     per_class = not regression
     all_size = len(data.pool) / len(set(data.pool["label"])) if per_class else len(data.pool)
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> Path:
         "",
         *text_study_method_lines(methods[0].legend, checkpoints["scratch"], args.features != "only",
                                  args.validation_fraction, bool(args.features), args.self_training, args.linear_model,
-                                 bool(args.with_tfidf), args.with_tfidf or "equal"),
+                                 bool(args.with_tfidf), fusion),
     ]  # fmt: skip
     intro += [line for name in ("clm", "mlm", "sa") if name in checkpoints
               for line in [pretraining_line(LEGENDS[name], checkpoints[name])] if line]  # fmt: skip
