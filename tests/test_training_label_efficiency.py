@@ -333,9 +333,13 @@ def test_views_self_trained_together_learn_from_each_others_pseudo_labels(monkey
     np.testing.assert_allclose(faint_only.coef_, alone.coef_)
 
 
-def test_tfidf_self_trains_as_the_control_of_the_networks_self_training(tiny_checkpoint):
+def test_tfidf_self_trains_as_the_control_of_the_networks_self_training(tiny_checkpoint, monkeypatch):
     data = load_finetuning_data(DataArguments(), tiny_checkpoint)
     data = FinetuningData(data.pool.select(range(200)), data.test.select(range(40)), data.description)
+    pool_fits = []  # the pool's TF-IDF: fitted once for the study, whichever methods self-train on it
+    fit = label_efficiency_module.tfidf_features
+    monkeypatch.setattr(label_efficiency_module, "tfidf_features", lambda train, test: pool_fits.append(
+        len(train)) or fit(train, test))  # fmt: skip
     method = baseline_method(data, regularization="cv", self_training="predicted")
     assert method.name == "tfidf_self_training" and method.settings["self_training"] == "predicted"
     assert (
@@ -355,6 +359,7 @@ def test_tfidf_self_trains_as_the_control_of_the_networks_self_training(tiny_che
     assert weighed.settings["fusion"] == "cv" and 0 <= scores["states_weight"] <= 1
     with pytest.raises(UserError, match="fusion must be one of"):
         feature_method("f", "f", tiny_checkpoint, data, with_tfidf=True, fusion="learned")
+    assert pool_fits == [len(data.pool)]
 
 
 def test_self_trained_features_read_the_cached_pool(tiny_checkpoint, tmp_path):

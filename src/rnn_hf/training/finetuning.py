@@ -537,6 +537,9 @@ class FinetuningData:
     pool: Dataset
     test: Dataset
     description: str
+    # what is computed from these documents once for every method of a study (e.g. the pool's TF-IDF); not an
+    # __init__ argument, so a copy with other documents (dataclasses.replace) starts empty
+    derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
 def check_classes(pool: Dataset, test: Dataset) -> None:

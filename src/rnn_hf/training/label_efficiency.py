@@ -17,7 +17,6 @@ linear model, and TF-IDF + a linear model, the baseline users try first.
 
 import dataclasses
 import datetime
-import functools
 import hashlib
 import json
 import shutil
@@ -547,8 +546,14 @@ def labeled_rows(pool, labeled) -> np.ndarray:
 
 def pool_tfidf(data: FinetuningData) -> Callable[[], tuple]:
     """`tfidf_features` fitted on the whole pool, of the pool and the test documents, computed on the first call and
-    kept (self-training reads them in every run)."""
-    return functools.cache(lambda: tfidf_features(data.pool["text"], data.test["text"]))
+    kept in `data.derived`: self-training reads them in every run, the baseline's and each network's alike."""
+
+    def words() -> tuple:
+        if "pool_tfidf" not in data.derived:
+            data.derived["pool_tfidf"] = tfidf_features(data.pool["text"], data.test["text"])
+        return data.derived["pool_tfidf"]
+
+    return words
 
 
 def tfidf_features(train_texts, test_texts):
