@@ -31,6 +31,7 @@ from rnn_hf.training.label_efficiency import (
     FUSIONS,
     LINEAR_MODELS,
     SELF_TRAINING_QUOTAS,
+    SELF_TRAINING_STOPS,
     baseline_method,
     feature_methods,
     finetune_method,
@@ -78,20 +79,19 @@ def parse_args(argv):
                         "+ logistic regression")  # fmt: skip
     parser.add_argument("--self_training", nargs="?", const="predicted", choices=SELF_TRAINING_QUOTAS, help="with "
                         "--features: each also self-trained on the unlabeled pool (pseudo-labels' class quota), TF-IDF too")  # fmt: skip
+    parser.add_argument("--self_training_stop", default="rounds", choices=SELF_TRAINING_STOPS, help="self-training "
+                        "runs all its rounds, or stops at the first that classifies the labeled documents worse")  # fmt: skip
     parser.add_argument("--with_tfidf", nargs="?", const="equal", choices=FUSIONS, help="with --features: each "
                         "network's features beside TF-IDF too, a logistic regression on each, probabilities averaged "
                         "(what the network adds): equal weights, or `cv`, cross-validated on the labels")  # fmt: skip
     parser.add_argument("--linear_model", default="default", choices=LINEAR_MODELS, help="the linear models' "
                         "strength (TF-IDF's, fixed features'): scikit-learn's default, or cross-validated on the "
                         "N labels")  # fmt: skip
-    parser.add_argument("--learning_rates", nargs="+", type=float,
-                        help="tune each network's peak rate over these")  # fmt: skip
+    parser.add_argument("--learning_rates", nargs="+", type=float, help="tune each network's peak rate over these")  # fmt: skip
     parser.add_argument("--tune_num_labels", type=int, default=100, help="labels per class of tuning runs")
     parser.add_argument("--work_dir", default="runs/label_efficiency", help="results.jsonl, temporary models")
     parser.add_argument("--output_dir", default="runs/label_efficiency", help="where the .md and .png go")
-    parser.add_argument(
-        "--quick", action="store_true", help="a smoke test: N in 2 4, 1 seed, 1 epoch, 64 tokens"
-    )
+    parser.add_argument("--quick", action="store_true", help="a smoke test: N in 2 4, 1 seed, 1 epoch, 64 tokens")  # fmt: skip
     parser.add_argument("--report_only", action="store_true", help="run nothing: report the recorded runs")
     args = parser.parse_args(argv)
     if args.clm_checkpoint is None and args.mlm_checkpoint is None and args.sa_checkpoint is None:
@@ -103,6 +103,8 @@ def parse_args(argv):
             setattr(args, name, value)
     if args.self_training and (not args.features or args.task == "regression"):
         parser.error("--self_training needs --features and a classification task")
+    if args.self_training_stop != "rounds" and not args.self_training:
+        parser.error("--self_training_stop needs --self_training")
     if args.with_tfidf and not args.features:
         parser.error("--with_tfidf needs --features")  # the features are what it puts beside TF-IDF
     if args.learning_rates and args.tune_num_labels < MIN_PER_CLASS_FOR_VALIDATION:
@@ -138,7 +140,8 @@ def main(argv: list[str] | None = None) -> Path:
                                from_scratch=name == "scratch", learning_rate=learning_rate, **training)  # fmt: skip
 
     metric = "rmse" if regression else "accuracy"
-    methods, tuning_lines, tuning_runs = [baseline_method(data, args.task, args.linear_model, quota)
+    methods, tuning_lines, tuning_runs = [baseline_method(data, args.task, args.linear_model, quota,
+                                                          args.self_training_stop)
                                           for quota in dict.fromkeys([None, args.self_training])], [], []  # fmt: skip
     for name in checkpoints if args.features != "only" else ():
         learning_rate = default_learning_rate(from_scratch=name == "scratch")
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> Path:
     if args.features:  # "scratch": random weights' features, the control
         methods += feature_methods(checkpoints, LEGENDS, data, args.task, args.max_seq_length or
                                    DataArguments.max_seq_length, args.classifier_bptt, args.self_training,
-                                   bool(args.with_tfidf), args.linear_model, work_dir, fusion)  # fmt: skip
+                                   bool(args.with_tfidf), args.linear_model, work_dir, fusion, args.self_training_stop)  # fmt: skip
 
     per_class = not regression
     all_size = len(data.pool) / len(set(data.pool["label"])) if per_class else len(data.pool)
@@ -166,7 +169,7 @@ def main(argv: list[str] | None = None) -> Path:
         "",
         *text_study_method_lines(methods[0].legend, checkpoints["scratch"], args.features != "only",
                                  args.validation_fraction, bool(args.features), args.self_training, args.linear_model,
-                                 bool(args.with_tfidf), fusion),
+                                 bool(args.with_tfidf), fusion, args.self_training_stop),
     ]  # fmt: skip
     intro += [line for name in ("clm", "mlm", "sa") if name in checkpoints
               for line in [pretraining_line(LEGENDS[name], checkpoints[name])] if line]  # fmt: skip
@@ -181,10 +184,7 @@ def main(argv: list[str] | None = None) -> Path:
         intro += ["", "## Learning rates", "", "The recipe's defaults: 5e-3 pretrained, 1e-3 from scratch (not tuned: "
                   "see `--learning_rates`)."]  # fmt: skip
     if args.quick:
-        intro += [
-            "",
-            "**Quick mode** (a smoke test: 1 seed, 1 epoch, 64 tokens): these numbers mean nothing.",
-        ]
+        intro += ["", "**Quick mode** (a smoke test: 1 seed, 1 epoch, 64 tokens): these numbers mean nothing."]  # fmt: skip
     return label_efficiency(
         methods, args.num_labels_list, args.seeds, work_dir, args.output_dir,
         metrics=("rmse", "mae", "pearson") if regression else ("accuracy", "macro_f1"),

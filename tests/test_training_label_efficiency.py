@@ -288,6 +288,32 @@ def test_self_training_moves_a_boundary_that_two_labels_misplace():
     with pytest.raises(ValueError, match="quota"):
         self_trained_linear_model(labeled, labels, pool, quota="equal")
     assert self_trained_linear_model(labeled, labels, pool[:0]).predict(labeled).tolist() == [0, 1]  # no pool
+    # the labels' stop trusts the labels: from round 2 the boundary passes the label in cluster 0's tail, so it
+    # keeps round 1, whose boundary has already moved most of the way
+    stopped = self_trained_linear_models([labeled], labels, [pool], stop="labels")
+    assert stopped.rounds == 1 and (stopped.models[0].predict(test) == test_labels).mean() > 0.97
+    with pytest.raises(ValueError, match="stop"):
+        self_trained_linear_model(labeled, labels, pool, stop="never")
+
+
+def test_self_training_stops_before_pseudo_labels_outvote_the_labels():
+    # features that say nothing of the labels, as IMDB's words say little with 10 labels per class: cross-validation
+    # picks the strongest regularization, a model near even odds; the first round's pseudo-labels lean to one
+    # class, so its refit predicts that class everywhere, the labeled rows of the other one included
+    rng = np.random.default_rng(0)
+    labeled, labels, pool = rng.normal(size=(20, 5)), np.repeat([0, 1], 10), rng.normal(size=(2000, 5))
+
+    def fitted(model):
+        return (model.predict(labeled) == labels).mean()
+
+    first = fit_linear_model(labeled, labels, "single_label_classification", "cv")
+    assert first.C == CV_STRENGTHS[0]
+    every_round = self_trained_linear_models([labeled], labels, [pool], regularization="cv")
+    assert every_round.rounds == 5 and len(set(every_round.models[0].predict(pool))) == 1  # one class
+    assert fitted(every_round.models[0]) == 0.5 < fitted(first)
+    stopped = self_trained_linear_models([labeled], labels, [pool], regularization="cv", stop="labels")
+    assert stopped.rounds < 5 and fitted(stopped.models[0]) >= fitted(first)
+    assert len(set(stopped.models[0].predict(pool))) == 2
 
 
 def test_views_self_trained_together_learn_from_each_others_pseudo_labels(monkeypatch):
@@ -308,9 +334,11 @@ def test_views_self_trained_together_learn_from_each_others_pseudo_labels(monkey
         return (model.predict(view) == test_labels).mean()
 
     alone = self_trained_linear_model(faint[labeled], labels, faint[pool])
-    (clear_model, faint_model), weights = self_trained_linear_models([clear[labeled], faint[labeled]], labels,
-                                                                     [clear[pool], faint[pool]])  # fmt: skip
-    assert weights == [0.5, 0.5]
+    together = self_trained_linear_models(
+        [clear[labeled], faint[labeled]], labels, [clear[pool], faint[pool]]
+    )
+    (clear_model, faint_model), weights = together.models, together.weights
+    assert weights == [0.5, 0.5] and together.rounds == 5
     # the faint view alone confirms its own mistakes (77.5% here); beside the clear one it learns from the clear
     # one's labels (83.4%, near the 84.5% of a model given all 800 true labels)
     assert accuracy(alone, test_faint) + 0.04 < accuracy(faint_model, test_faint)
@@ -322,15 +350,15 @@ def test_views_self_trained_together_learn_from_each_others_pseudo_labels(monkey
     with pytest.raises(ValueError, match="one pool view per training view"):
         self_trained_linear_models([clear[labeled]], labels, [clear[pool], faint[pool]])
     # weights cross-validated on the labels (three per class: three folds; ties: equal), kept for every round
-    _, weights = self_trained_linear_models([clear[labeled], faint[labeled]], labels, [clear[pool], faint[pool]],
-                                            fusion="cv")  # fmt: skip
+    weights = self_trained_linear_models([clear[labeled], faint[labeled]], labels, [clear[pool], faint[pool]],
+                                         fusion="cv").weights  # fmt: skip
     assert weights[0] >= 0.5 and sum(weights) == pytest.approx(1)
     # every round's pseudo-labels follow the weights: all of it on the faint view is the faint view alone
     monkeypatch.setattr(label_efficiency_module, "fusion_weight", lambda *args: 0.0)
-    (_, faint_only), weights = self_trained_linear_models([clear[labeled], faint[labeled]], labels,
-                                                          [clear[pool], faint[pool]], fusion="cv")  # fmt: skip
-    assert weights == [0.0, 1.0]
-    np.testing.assert_allclose(faint_only.coef_, alone.coef_)
+    faint_only = self_trained_linear_models([clear[labeled], faint[labeled]], labels, [clear[pool], faint[pool]],
+                                            fusion="cv")  # fmt: skip
+    assert faint_only.weights == [0.0, 1.0]
+    np.testing.assert_allclose(faint_only.models[1].coef_, alone.coef_)
 
 
 def test_tfidf_self_trains_as_the_control_of_the_networks_self_training(tiny_checkpoint, monkeypatch):
@@ -360,6 +388,16 @@ def test_tfidf_self_trains_as_the_control_of_the_networks_self_training(tiny_che
     with pytest.raises(UserError, match="fusion must be one of"):
         feature_method("f", "f", tiny_checkpoint, data, with_tfidf=True, fusion="learned")
     assert pool_fits == [len(data.pool)]
+    # a stop other than the default is part of the settings (the runs recorded before it keep their key)
+    stopped = baseline_method(
+        data, regularization="cv", self_training="predicted", self_training_stop="labels"
+    )
+    assert stopped.settings["self_training_stop"] == "labels" and "self_training_stop" not in method.settings
+    assert stopped.legend == ("TF-IDF + logistic regression, self-trained (predicted, stopped by the labels) "
+                              "(strength cross-validated)")  # fmt: skip
+    assert 0 <= stopped.run("2", 0)["self_training_rounds"] <= 5
+    with pytest.raises(UserError, match="self_training_stop must be one of"):
+        feature_method("f", "f", tiny_checkpoint, data, self_training="predicted", self_training_stop="never")
 
 
 def test_self_trained_features_read_the_cached_pool(tiny_checkpoint, tmp_path):
@@ -410,6 +448,12 @@ def test_plain_features_read_only_the_drawn_pool_documents(tiny_checkpoint, tmp_
     assert rerun.run("2", 0) == pytest.approx(first)  # read from the file, rows in the draw's order
     with pytest.raises(AssertionError, match="encoded again"):  # a draw the file lacks is encoded
         rerun.run("2", 2)
+
+
+def test_script_refuses_a_self_training_stop_without_self_training(tiny_checkpoint):
+    result = subprocess.run([sys.executable, str(SCRIPT), "--clm_checkpoint", str(tiny_checkpoint), "--features",
+                             "--self_training_stop", "labels"], capture_output=True, text=True, env=ENV, timeout=300)  # fmt: skip
+    assert result.returncode == 2 and "--self_training_stop needs --self_training" in result.stderr
 
 
 def run_script(argv):
@@ -499,6 +543,25 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "work" / "results.jsonl").read_text().splitlines()]
     weights = [r["states_weight"] for r in records if r["settings"].get("fusion") == "cv"]
     assert len(weights) == 4 and all(0 <= w <= 1 for w in weights)  # 2 networks, plain and self-trained
+    # self-training stopped by the labels: its own runs, each with the rounds it kept
+    run_script(
+        [
+            *argv,
+            "--features",
+            "only",
+            "--self_training_stop",
+            "labels",
+            "--output_dir",
+            str(tmp_path / "stop"),
+        ]
+    )
+    stop = (tmp_path / "stop" / "label_efficiency.md").read_text()
+    assert "| TF-IDF + logistic regression, self-trained (predicted, stopped by the labels) |" in stop
+    records = [json.loads(line) for line in (tmp_path / "work" / "results.jsonl").read_text().splitlines()]
+    rounds = [
+        r["self_training_rounds"] for r in records if r["settings"].get("self_training_stop") == "labels"
+    ]
+    assert len(rounds) == 3 and all(0 <= n <= 5 for n in rounds)  # TF-IDF and the 2 networks' features
     assert (
         not list(Path("docs/results").glob("*.md"))
         or "Quick mode" not in Path("docs/results/label_efficiency.md").read_text()
@@ -524,6 +587,10 @@ def test_report_says_how_each_method_learns_from_the_labels():
     assert "standardized pooled states (fixed features). Self-trained:" in features_only[1]
     assert "split among classes equally; TF-IDF + logistic regression self-trains alike" in features_only[1]
     assert "the control. The linear models keep" in features_only[1]
+    stopped = text_study_method_lines("b", "x", fine_tuned=False, features=True, self_training="predicted",
+                                      self_training_stop="labels")  # fmt: skip
+    assert ("split among classes as predicted; it stops at the first round whose model classifies the N labeled "
+            "documents worse than the first model did, keeping the round before; TF-IDF") in stopped[1]  # fmt: skip
 
 
 def test_label_savings_and_table_cells():

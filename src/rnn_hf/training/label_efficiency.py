@@ -492,14 +492,16 @@ def classification_scores(predicted, test_labels, num_train: int) -> dict:
 
 
 def baseline_method(data: FinetuningData, task: str = "single_label_classification",
-                    regularization: str = "default", self_training: str | None = None) -> Method:  # fmt: skip
+                    regularization: str = "default", self_training: str | None = None,
+                    self_training_stop: str = "rounds") -> Method:  # fmt: skip
     """Sublinear TF-IDF + an L2 logistic regression (classification) or ridge regression, scikit-learn defaults
     or (`regularization="cv"`) its strength cross-validated on the labels (`fit_linear_model`), trained on all N
     labeled documents (it needs no validation set to stop early). `self_training` (classification; a quota of
     `SELF_TRAINING_QUOTAS`): TF-IDF fitted on the whole pool instead, then `self_trained_linear_model` with that
-    quota on the pool's unlabeled documents, the control for the networks' self-training (named "tfidf_self_training":
-    "tfidf" stays the plain baseline every report pairs the networks with)."""
-    check_self_training(self_training, task)
+    quota on the pool's unlabeled documents, and `self_training_stop` (`SELF_TRAINING_STOPS`), the control for the
+    networks' self-training (named "tfidf_self_training": "tfidf" stays the plain baseline every report pairs the
+    networks with)."""
+    check_self_training(self_training, task, self_training_stop)
     pool_words = pool_tfidf(data)
 
     def run(num_labels: str, seed: int) -> dict:
@@ -508,33 +510,48 @@ def baseline_method(data: FinetuningData, task: str = "single_label_classificati
         if self_training:
             words, test = pool_words()
             rows = labeled_rows(data.pool, labeled)
-            predicted, _ = self_trained_predictions([words], [test], rows, labeled["label"], self_training,
-                                                    regularization)  # fmt: skip
-            return classification_scores(predicted, data.test["label"], len(rows))
+            predicted, trained = self_trained_predictions([words], [test], rows, labeled["label"], self_training,
+                                                          regularization, stop=self_training_stop)  # fmt: skip
+            return {**classification_scores(predicted, data.test["label"], len(rows)),
+                    "self_training_rounds": trained.rounds}  # fmt: skip
         train, test = tfidf_features(labeled["text"], data.test["text"])
         return linear_model_scores(train, labeled["label"], test, data.test["label"], task,
                                    regularization=regularization)  # fmt: skip
 
     legend = "TF-IDF + ridge regression" if task == "regression" else "TF-IDF + logistic regression"
     if self_training:
-        legend += SELF_TRAINING_LEGEND.format(self_training)
+        legend += self_training_legend(self_training, self_training_stop)
     settings = {"task": task, "test": len(data.test), **regularization_setting(regularization)}
     return Method("tfidf" + "_self_training" * bool(self_training), legend + CV_LEGEND.get(regularization, ""), run,
-                  {**settings, **({"self_training": self_training} if self_training else {})})  # fmt: skip
+                  {**settings, **self_training_settings(self_training, self_training_stop)})  # fmt: skip
 
 
-SELF_TRAINING_LEGEND = ", self-trained ({})"
+def self_training_legend(quota: str, stop: str = "rounds") -> str:
+    """What a self-trained method's legend ends with: the quota, and the stop unless it is the default."""
+    return f", self-trained ({quota}{', stopped by the labels' if stop == 'labels' else ''})"
+
+
 # the baselines every report pairs the other methods with, seed by seed, when the study ran them
 BASELINES = ("tfidf", "tfidf_self_training")
 
 
-def check_self_training(self_training: str | None, task: str) -> None:
-    """Refuses a `self_training` quota that is not one of `SELF_TRAINING_QUOTAS` (None: no self-training), or one
-    with a regression task."""
+def self_training_settings(self_training: str | None, stop: str = "rounds") -> dict:
+    """The settings a self-training run records: its quota, and its stop unless it is the default (the runs
+    recorded before the choice existed keep their key); none without self-training."""
+    if not self_training:
+        return {}
+    return {"self_training": self_training, **({"self_training_stop": stop} if stop != "rounds" else {})}
+
+
+def check_self_training(self_training: str | None, task: str, stop: str = "rounds") -> None:
+    """Refuses a `self_training` quota that is not one of `SELF_TRAINING_QUOTAS` (None: no self-training), one with
+    a regression task, or a `stop` not in `SELF_TRAINING_STOPS`."""
     if self_training and task == "regression":
         raise UserError("self-training picks confident class labels: it needs a classification task")
     if self_training not in (None, *SELF_TRAINING_QUOTAS):
         raise UserError(f"self_training must be one of {SELF_TRAINING_QUOTAS} or None, got {self_training!r}")
+    if stop not in SELF_TRAINING_STOPS:
+        raise UserError(f"self_training_stop must be one of {SELF_TRAINING_STOPS}, got {stop!r}")
 
 
 def labeled_rows(pool, labeled) -> np.ndarray:
@@ -647,37 +664,55 @@ def pooled_features(
 
 
 SELF_TRAINING_QUOTAS = ("predicted", "balanced")
+# when self-training ends: after its last round, or at the first round whose model classifies the labeled rows worse
+# than the first model did (the round before it kept)
+SELF_TRAINING_STOPS = ("rounds", "labels")
 
 
 def self_trained_linear_model(train_features: np.ndarray, train_labels, pool_features: np.ndarray,
                                rounds: int = 5, final_fraction: float = 0.5, quota: str = "predicted",
-                               regularization: str = "default") -> LogisticRegression:  # fmt: skip
+                               regularization: str = "default", stop: str = "rounds") -> LogisticRegression:  # fmt: skip
     """Self-training of a logistic regression (`fit_linear_model` with `regularization`: with "cv" the strength is
     cross-validated on the labeled rows once and kept for every round) on fixed features: fitted on the labeled rows,
     it labels the unlabeled `pool_features`, and in round r of `rounds` refits on the labeled rows plus the pool rows
     it is most confident of, `final_fraction * r / rounds` of the pool in all. `quota` says how that share is split
     among the classes: "predicted", each class takes that share of the rows predicted as it (the predicted class
     proportions are kept: right for imbalanced sets); "balanced", each class takes an equal number of rows (its most
-    confident of those predicted as it), which pushes a minority class's share up to an equal one. Returns the last
-    model. The labeled rows should not be in the pool (they would count twice). `self_trained_linear_models` does the
-    same with several views of the rows."""
+    confident of those predicted as it), which pushes a minority class's share up to an equal one. `stop` (one of
+    `SELF_TRAINING_STOPS`): "rounds", all of them; "labels", at the first round whose model classifies the labeled
+    rows worse than the first model did, keeping the round before it: the pseudo-labels must not outvote the labels
+    (with ten labels per class a round can tip every pseudo-label into one class). Returns the last model kept. The
+    labeled rows should not be in the pool (they would count twice). `self_trained_linear_models` does the same
+    with several views of the rows."""
     return self_trained_linear_models([train_features], train_labels, [pool_features], rounds, final_fraction, quota,
-                                      regularization)[0][0]  # fmt: skip
+                                      regularization, stop=stop).models[0]  # fmt: skip
+
+
+@dataclass
+class SelfTrained:
+    """What `self_trained_linear_models` returns: the models kept (one per view), the views' weights, and the rounds
+    whose models were kept (fewer than asked when a stop ended them)."""
+
+    models: list
+    weights: list[float]
+    rounds: int
 
 
 def self_trained_linear_models(train_views: list, train_labels, pool_views: list, rounds: int = 5,
                                final_fraction: float = 0.5, quota: str = "predicted", regularization: str = "default",
-                               fusion: str = "equal") -> tuple[list[LogisticRegression], list[float]]:  # fmt: skip
+                               fusion: str = "equal", stop: str = "rounds") -> SelfTrained:  # fmt: skip
     """`self_trained_linear_model` on several views of the same rows (e.g. a network's standardized states and the
     TF-IDF of the same documents; dense or sparse): one logistic regression per view, and the pseudo-labels and
     confidences of every round come from their class probabilities averaged (`averaged_probabilities`, late fusion
     as `beside_tfidf` predicts), so each view learns from the rows the views agree on: with equal weights, or
     (`fusion="cv"`, two views) the weights `fusion_weight` finds on the labeled rows once, kept for every round.
-    Returns the last models, one per view, and the views' weights."""
+    `stop="labels"` reads the labeled rows' accuracy of those averaged probabilities."""
     if not 0 < final_fraction <= 1 or rounds < 1:
         raise ValueError(f"need rounds >= 1 and 0 < final_fraction <= 1, got {rounds} and {final_fraction}")
     if quota not in SELF_TRAINING_QUOTAS:
         raise ValueError(f"quota must be one of {SELF_TRAINING_QUOTAS}, got {quota!r}")
+    if stop not in SELF_TRAINING_STOPS:
+        raise ValueError(f"stop must be one of {SELF_TRAINING_STOPS}, got {stop!r}")
     if len(train_views) != len(pool_views) or not train_views:
         raise ValueError(
             f"need one pool view per training view, got {len(train_views)} and {len(pool_views)}"
@@ -689,7 +724,13 @@ def self_trained_linear_models(train_views: list, train_labels, pool_views: list
     if fusion == "cv":
         first = fusion_weight(train_views, train_labels, models, "single_label_classification")
         weights = [first, 1 - first]
-    num_pool = pool_views[0].shape[0]
+
+    def labels_accuracy(fitted: list) -> float:
+        predicted = averaged_probabilities(fitted, train_views, weights).argmax(1)
+        return float(np.mean(fitted[0].classes_[predicted] == train_labels))
+
+    first_accuracy = labels_accuracy(models)
+    num_pool, kept = pool_views[0].shape[0], 0
     for round_ in range(1, rounds + 1 if num_pool else 1):
         share = final_fraction * round_ / rounds
         probabilities = averaged_probabilities(models, pool_views, weights)  # (P, classes)
@@ -702,21 +743,25 @@ def self_trained_linear_models(train_views: list, train_labels, pool_views: list
             chosen.append(rows[np.argsort(-probabilities[rows, k], kind="stable")[:count]])
         chosen = np.concatenate(chosen)
         labels = np.concatenate([train_labels, classes[guesses[chosen]]])
-        models = [LogisticRegression(C=model.C, max_iter=2000).fit(stack_rows(train, pool[chosen]), labels)
-                  for model, train, pool in zip(models, train_views, pool_views, strict=True)]  # fmt: skip
-    return models, weights
+        refitted = [LogisticRegression(C=model.C, max_iter=2000).fit(stack_rows(train, pool[chosen]), labels)
+                    for model, train, pool in zip(models, train_views, pool_views, strict=True)]  # fmt: skip
+        if stop == "labels" and labels_accuracy(refitted) < first_accuracy:
+            break
+        models, kept = refitted, round_
+    return SelfTrained(models, weights, kept)
 
 
 def self_trained_predictions(views: list, test_views: list, rows: np.ndarray, labels, quota: str,
-                             regularization: str = "default", fusion: str = "equal") -> tuple[np.ndarray, list]:  # fmt: skip
+                             regularization: str = "default", fusion: str = "equal",
+                             stop: str = "rounds") -> tuple[np.ndarray, SelfTrained]:  # fmt: skip
     """Test predictions of `self_trained_linear_models` on `views` of the whole pool (labeled `rows` with `labels`,
     every other pool row unlabeled; the test rows' class is the argmax of the views' averaged probabilities), and
-    the views' weights in that average."""
+    what it returned (the views' weights, the rounds kept)."""
     unlabeled = np.setdiff1d(np.arange(views[0].shape[0]), rows)
-    models, weights = self_trained_linear_models([view[rows] for view in views], labels,
-                                                 [view[unlabeled] for view in views], quota=quota,
-                                                 regularization=regularization, fusion=fusion)  # fmt: skip
-    return models[0].classes_[averaged_probabilities(models, test_views, weights).argmax(1)], weights
+    trained = self_trained_linear_models([view[rows] for view in views], labels, [view[unlabeled] for view in views],
+                                         quota=quota, regularization=regularization, fusion=fusion, stop=stop)  # fmt: skip
+    probabilities = averaged_probabilities(trained.models, test_views, trained.weights)
+    return trained.models[0].classes_[probabilities.argmax(1)], trained
 
 
 def averaged_probabilities(models: list, views: list, weights: list | None = None) -> np.ndarray:
@@ -735,7 +780,7 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
                    task: str = "single_label_classification", max_seq_length: int = DataArguments.max_seq_length,
                    classifier_bptt: int | None = None, from_scratch: bool = False, self_training: str | None = None,
                    cache_dir: Path | None = None, regularization: str = "default",
-                   with_tfidf: bool = False, fusion: str = "equal") -> Method:  # fmt: skip
+                   with_tfidf: bool = False, fusion: str = "equal", self_training_stop: str = "rounds") -> Method:  # fmt: skip
     """The pretrained network as a fixed feature extractor, no fine-tuning: its pooled states (`pooled_features`,
     computed once per study for the test documents and for the pool documents the draws need, the whole pool when
     self-training, and kept in `cache_dir` when given, so that a rerun or a second method on the same features reads
@@ -743,13 +788,14 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
     strength cross-validated, `fit_linear_model`) on the N labeled documents `finetune` would draw.
     `from_scratch`: the same network with random weights (seed 0), the control that shows what pretraining adds to
     the features. `self_training` (classification; a quota of `SELF_TRAINING_QUOTAS`): standardized on the whole
-    pool, then `self_trained_linear_model` with that quota on the pool's unlabeled documents. `with_tfidf`: a
+    pool, then `self_trained_linear_model` with that quota and `self_training_stop` (`SELF_TRAINING_STOPS`) on the
+    pool's unlabeled documents (each run records the rounds kept as "self_training_rounds"). `with_tfidf`: a
     linear model on the states beside the baseline's on TF-IDF, probabilities averaged (`beside_tfidf`): what the
     network adds to what a user has already. Both: the two self-trained together on the pool (TF-IDF fitted on the
     whole pool; `self_trained_linear_models`), pseudo-labels from their averaged probabilities. `fusion` (with
     `with_tfidf`, one of `FUSIONS`): "equal" weights in that average, or "cv", the states' weight cross-validated on
     the labels (`fusion_weight`; each run records it as "states_weight")."""
-    check_self_training(self_training, task)
+    check_self_training(self_training, task, self_training_stop)
     if fusion not in FUSIONS:
         raise UserError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
     settings = {"checkpoint": str(checkpoint), "task": task, "max_seq_length": max_seq_length,
@@ -824,15 +870,17 @@ def feature_method(name: str, legend: str, checkpoint: str | Path, data: Finetun
         if with_tfidf:  # beside TF-IDF of the same pool documents
             words, test_words = pool_words()
             views, tests = [*views, words], [*tests, test_words]
-        predicted, weights = self_trained_predictions(views, tests, rows, labeled["label"], self_training,
-                                                      regularization, fusion if with_tfidf else "equal")  # fmt: skip
-        scores = classification_scores(predicted, data.test["label"], len(rows))
-        return {**scores, "states_weight": weights[0]} if with_tfidf else scores
+        predicted, trained = self_trained_predictions(views, tests, rows, labeled["label"], self_training,
+                                                      regularization, fusion if with_tfidf else "equal",
+                                                      self_training_stop)  # fmt: skip
+        scores = {**classification_scores(predicted, data.test["label"], len(rows)),
+                  "self_training_rounds": trained.rounds}  # fmt: skip
+        return {**scores, "states_weight": trained.weights[0]} if with_tfidf else scores
 
     # the equal-weight runs recorded before the choice existed keep their key
     fused = with_tfidf and fusion != "equal"
     return Method(name, legend + CV_LEGEND.get(regularization, ""), run,
-                  {**settings, **({"self_training": self_training} if self_training else {}),
+                  {**settings, **self_training_settings(self_training, self_training_stop),
                    **({"with_tfidf": True} if with_tfidf else {}), **({"fusion": fusion} if fused else {}),
                    **regularization_setting(regularization)})  # fmt: skip
 
@@ -841,24 +889,24 @@ def feature_methods(checkpoints: dict[str, str | Path], legends: dict[str, str],
                     task: str = "single_label_classification", max_seq_length: int = DataArguments.max_seq_length,
                     classifier_bptt: int | None = None, self_training: str | None = None, with_tfidf: bool = False,
                     regularization: str = "default", cache_dir: Path | None = None,
-                    fusion: str = "equal") -> list[Method]:  # fmt: skip
+                    fusion: str = "equal", self_training_stop: str = "rounds") -> list[Method]:  # fmt: skip
     """A text study's fixed-feature methods: `feature_method` for each of `checkpoints` (`{name: path}`; the name
     "scratch" reads the first one's network with random weights, the control), named `<name>_features`; then, with
     `self_training`, each self-trained with that quota (`<name>_features_self_training`); then, `with_tfidf`, each
     beside TF-IDF (`<name>_features_tfidf`); then, with both, each beside TF-IDF, the two self-trained together
-    (`<name>_features_tfidf_self_training`); `fusion` weighs the views beside TF-IDF (`feature_method`). Legends
-    start with `legends[name]`."""
+    (`<name>_features_tfidf_self_training`); `fusion` weighs the views beside TF-IDF and `self_training_stop` ends
+    self-training (`feature_method`). Legends start with `legends[name]`."""
     variants = [(quota, tfidf) for tfidf in (False, True)[: 1 + with_tfidf]
                 for quota in dict.fromkeys([None, self_training])]  # fmt: skip
     methods = []
     for (quota, tfidf), name in [(variant, name) for variant in variants for name in checkpoints]:
         suffix = "_tfidf" * tfidf + "_self_training" * bool(quota)
         legend = ("fixed features beside TF-IDF" + FUSION_LEGEND.get(fusion, "") + " + logistic regression" if tfidf
-                  else "fixed features + logistic regression") + (SELF_TRAINING_LEGEND.format(quota) if quota else "")  # fmt: skip
+                  else "fixed features + logistic regression") + (self_training_legend(quota, self_training_stop) if quota else "")  # fmt: skip
         methods.append(feature_method(f"{name}_features{suffix}", f"{legends[name]}, {legend}", checkpoints[name],
                                       data, task, max_seq_length, classifier_bptt, from_scratch=name == "scratch",
                                       self_training=quota, cache_dir=cache_dir, regularization=regularization,
-                                      with_tfidf=tfidf, fusion=fusion))  # fmt: skip
+                                      with_tfidf=tfidf, fusion=fusion, self_training_stop=self_training_stop))  # fmt: skip
     return methods
 
 
@@ -890,7 +938,8 @@ def finetune_method(name: str, legend: str, checkpoint: str | Path, data: Finetu
 def text_study_method_lines(baseline_legend: str, scratch_checkpoint: str | Path, fine_tuned: bool = True,
                             validation_fraction: float | None = None, features: bool = False,
                             self_training: str | None = None, regularization: str = "default",
-                            with_tfidf: bool = False, fusion: str = "equal") -> list[str]:  # fmt: skip
+                            with_tfidf: bool = False, fusion: str = "equal",
+                            self_training_stop: str = "rounds") -> list[str]:  # fmt: skip
     """A text study report's lines on how its methods learn from the N labels: the fine-tuned networks (when
     `fine_tuned`; `validation_fraction` as `DataArguments` takes it, None: the recipe's), the TF-IDF baseline, the
     fixed features, their self-training, the features beside TF-IDF, and the linear models' regularization
@@ -911,8 +960,11 @@ def text_study_method_lines(baseline_legend: str, scratch_checkpoint: str | Path
         + ("; so does the same linear model on each pretrained network's standardized pooled states (fixed "
            "features)." if features else ".") + (" Self-trained: standardized on the whole pool, then 5 rounds that "
            "add the pool documents the model is most confident of, 50% of the pool by the last round, split among "
-           f"classes {'as predicted' if self_training == 'predicted' else 'equally'}; TF-IDF + logistic regression "
-           "self-trains alike (its vocabulary fitted on the whole pool), the control." if self_training else "")
+           f"classes {'as predicted' if self_training == 'predicted' else 'equally'}"
+           + ("; it stops at the first round whose model classifies the N labeled documents worse than the first "
+              "model did, keeping the round before" if self_training_stop == "labels" else "")
+           + "; TF-IDF + logistic regression self-trains alike (its vocabulary fitted on the whole pool), the "
+           "control." if self_training else "")
         + (" Beside TF-IDF: that linear model on the states and the baseline's on TF-IDF, each fitted on the N "
            "documents, their class probabilities averaged" + (
                f", the states' weight the one of {len(FUSION_WEIGHTS)} from 0 to 1 whose mix of the two models' "
