@@ -40,6 +40,7 @@ from rnn_hf.training.label_efficiency import (
     markdown_table,
     paired_with_scratch,
     pooled_features,
+    rounds_table,
     self_trained_linear_model,
     self_trained_linear_models,
     study_summary_lines,
@@ -557,6 +558,7 @@ def test_quick_study_script_tunes_writes_and_resumes(tiny_checkpoint, tmp_path):
     )
     stop = (tmp_path / "stop" / "label_efficiency.md").read_text()
     assert "| TF-IDF + logistic regression, self-trained (predicted, stopped by the labels) |" in stop
+    assert "## Self-training rounds kept" in stop and "## Self-training rounds kept" not in only
     records = [json.loads(line) for line in (tmp_path / "work" / "results.jsonl").read_text().splitlines()]
     rounds = [
         r["self_training_rounds"] for r in records if r["settings"].get("self_training_stop") == "labels"
@@ -591,6 +593,14 @@ def test_report_says_how_each_method_learns_from_the_labels():
                                       self_training_stop="labels")  # fmt: skip
     assert ("split among classes as predicted; it stops at the first round whose model classifies the N labeled "
             "documents worse than the first model did, keeping the round before; TF-IDF") in stopped[1]  # fmt: skip
+
+
+def test_rounds_table_says_how_often_a_stop_ended_self_training():
+    records = [{"method": "st", "num_labels": n, "self_training_rounds": rounds} for n, rounds in
+               (("10", 5), ("10", 0), ("10", 2), ("all", 5))] + [{"method": "st", "num_labels": "100"}]  # fmt: skip
+    table = rounds_table(records, ["10", "100", "all"], [Method("st", "self-trained", None)], 312.4, "labels")
+    assert table.splitlines() == ["| labels | self-trained |", "|---|---|", "| 10 | 2.3 (0–5) |", "| 100 | – |",
+                                  "| all (≈312) | 5.0 (5–5) |"]  # fmt: skip
 
 
 def test_label_savings_and_table_cells():

@@ -152,6 +152,22 @@ def markdown_table(table: dict, num_labels_list: list[str], methods: list[Method
     return "\n".join(lines)
 
 
+def rounds_table(records: list[dict], num_labels_list: list[str], methods: list[Method], all_size: float | None,
+                 unit: str) -> str:  # fmt: skip
+    """The self-training rounds each of `methods` kept (their records' "self_training_rounds"): mean (fewest–most)
+    over seeds per N; "–" where none was recorded."""
+    lines = [f"| {unit} | " + " | ".join(m.legend for m in methods) + " |", "|---|" + "---|" * len(methods)]
+    for num_labels in num_labels_list:
+        row = f"all (≈{all_size:.0f})" if num_labels == "all" and all_size else num_labels
+        cells = []
+        for method in methods:
+            rounds = [r["self_training_rounds"] for r in records if r["method"] == method.name
+                      and r["num_labels"] == num_labels and "self_training_rounds" in r]  # fmt: skip
+            cells.append(f"{np.mean(rounds):.1f} ({min(rounds)}–{max(rounds)})" if rounds else "–")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def label_savings(table: dict, num_labels_list: list[str], methods: list[Method], metric: str) -> list[str]:
     """Per pretrained method (any but `scratch` and the baseline): the fewest labels at which its mean reaches
     that of the network from scratch with the most labels."""
@@ -354,6 +370,11 @@ def label_efficiency(
                   f"Each method's {metrics[0]} minus this baseline's on the same seed (the same labeled documents): "
                   "mean ± standard error over seeds, and on how many seeds it is ahead or behind.", "",
                   paired_table(against, order, compared, percent_scale(metrics[0]), unit)]  # fmt: skip
+    stopped = [m for m in methods if m.settings.get("self_training_stop")]
+    if stopped:
+        lines += ["", "## Self-training rounds kept", "",
+                  "Rounds of self-training each stopped method kept (of 5; fewer when its stop ended it): mean over "
+                  "seeds (fewest–most).", "", rounds_table(records, order, stopped, all_size, unit)]  # fmt: skip
     lines += [
         "", f"![{metrics[0]} against labels]({report_name}.png)", "", "## How this was measured", "",
         *([f"- Command: `{command}`"] if command else []),
