@@ -78,7 +78,9 @@ study: venv
 # general LM continued for 6 epochs on BBC News instead, its whole-document features alone, beside TF-IDF, and each
 # self-trained, against TF-IDF plain and self-trained, strengths cross-validated
 # (docs/results/bbc_from_general_6epochs_beside_tfidf/); then the same beside TF-IDF with the states' weight
-# cross-validated on the labels (docs/results/bbc_from_general_6epochs_fusion_cv/; 70 min beside two other studies).
+# cross-validated on the labels (docs/results/bbc_from_general_6epochs_fusion_cv/; 70 min beside two other studies);
+# then that at 5 and 10 labels per class with self-training stopped before it misclassifies the labeled documents
+# (..._fusion_cv_stopped/).
 # $(call resume,DIR): pretrain.py's flag to resume the run in DIR from its latest checkpoint, when it has one
 resume = $(if $(wildcard $(1)/checkpoints/step_*),--resume_from_checkpoint latest)
 CLM_RECIPE = --objective clm --seed 0 --per_device_train_batch_size 16 --learning_rate 3e-3 --no_eval_each_epoch
@@ -101,6 +103,10 @@ three-stages: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --clm_checkpoint runs/bbc_from_general_6epochs \
 		--features only --max_seq_length 1024 --classifier_bptt 128 --with_tfidf cv --self_training --linear_model cv \
 		--work_dir runs/le_bbc_6epochs_whole --output_dir docs/results/bbc_from_general_6epochs_fusion_cv
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --clm_checkpoint runs/bbc_from_general_6epochs \
+		--features only --max_seq_length 1024 --classifier_bptt 128 --with_tfidf cv --self_training --linear_model cv \
+		--self_training_stop labels --num_labels_list 5 10 --work_dir runs/le_bbc_6epochs_whole \
+		--output_dir docs/results/bbc_from_general_6epochs_fusion_cv_stopped
 
 # Spam filtering behind docs/results/spam_lm_2epochs_whole_emails_10seeds/ (about 35 minutes on 2 cores), where the
 # pretrained LSTM passes TF-IDF at 10 and 100 labels per class: the SpamAssassin emails (an npm package), a causal
@@ -110,7 +116,7 @@ three-stages: venv
 # {tfidf,cv}/, ~13 min more); then every feature model and TF-IDF self-trained on the unlabeled emails, the control
 # for the pool (docs/results/spam_lm_2epochs_whole_emails_self_training/, ~15 min more), and beside TF-IDF with the
 # states' weight cross-validated on the labels (docs/results/spam_lm_2epochs_whole_emails_fusion_cv/; 46 min beside
-# two other studies).
+# two other studies); then that with self-training stopped before it misclassifies the labeled emails (..._stopped/).
 SPAM_FEATURES = --train_file data/spam.jsonl --clm_checkpoint runs/spam_lm_2epochs --num_labels_list 10 100 \
 	--max_seq_length 1024 --classifier_bptt 128 --features only --seeds 0 1 2 3 4 5 6 7 8 9 \
 	--work_dir runs/le_spam_2epochs_whole
@@ -129,6 +135,8 @@ spam: venv
 		--linear_model cv --output_dir docs/results/spam_lm_2epochs_whole_emails_self_training
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(SPAM_FEATURES) --with_tfidf cv --self_training \
 		--linear_model cv --output_dir docs/results/spam_lm_2epochs_whole_emails_fusion_cv
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(SPAM_FEATURES) --with_tfidf cv --self_training \
+		--self_training_stop labels --linear_model cv --output_dir docs/results/spam_lm_2epochs_whole_emails_fusion_cv_stopped
 
 # Sentiment behind docs/results/imdb_lm_{epoch,2epochs}_{128,whole_reviews}/ (about 3 hours on 2 cores), where
 # TF-IDF stays ahead: IMDB's reviews (an npm package), a causal LM for one epoch of the unlabeled training reviews,
@@ -138,7 +146,8 @@ spam: venv
 # with the states' weight cross-validated too (the last --with_tfidf wins; .../imdb_lm_epoch_whole_reviews_fusion_cv/);
 # then each self-trained on the unlabeled reviews, TF-IDF too (features of all 34,706 training reviews:
 # ~16 min per network; .../imdb_lm_epoch_whole_reviews_self_training/), then with pseudo-labels split equally
-# between the classes (..._self_training_balanced/).
+# between the classes (..._self_training_balanced/), then beside TF-IDF weighed, with self-training stopped before it
+# misclassifies the labeled reviews (..._self_training_stopped/).
 IMDB_BESIDE_TFIDF = --train_file data/imdb.jsonl --clm_checkpoint runs/imdb_lm_epoch --num_labels_list 10 100 \
 	--max_seq_length 1024 --classifier_bptt 128 --features only --with_tfidf --seeds 0 1 2 3 4 5 6 7 8 9 \
 	--work_dir runs/le_imdb_epoch_whole
@@ -169,6 +178,8 @@ imdb: venv
 		--output_dir docs/results/imdb_lm_epoch_whole_reviews_self_training
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(IMDB_BESIDE_TFIDF) --self_training balanced \
 		--linear_model cv --output_dir docs/results/imdb_lm_epoch_whole_reviews_self_training_balanced
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(IMDB_BESIDE_TFIDF) --with_tfidf cv --self_training \
+		--self_training_stop labels --linear_model cv --output_dir docs/results/imdb_lm_epoch_whole_reviews_self_training_stopped
 
 # The same three stages on one GPU in about 8 minutes, behind docs/results/three_stages_gpu/ (2026-12-04, an H200):
 # ULMFiT's 3 x 1150 AWD-LSTM for 170 s on the general corpus, 10 epochs on BBC News, then the fixed-features study.
