@@ -130,12 +130,21 @@ def summarize(records: list[dict], num_labels_list: list[str], methods: list[str
     return table
 
 
+def table_header(unit: str, methods: list[Method]) -> list[str]:
+    """The first two lines of a report's Markdown table: the N column (`unit`), then one column per method."""
+    return [f"| {unit} | " + " | ".join(m.legend for m in methods) + " |", "|---|" + "---|" * len(methods)]
+
+
+def row_label(num_labels: str, all_size: float | None) -> str:
+    """A table row's N: "all" with the size it stands for when known (`all (≈312)`)."""
+    return f"all (≈{all_size:.0f})" if num_labels == "all" and all_size else num_labels
+
+
 def markdown_table(table: dict, num_labels_list: list[str], methods: list[Method], num_seeds: int, scale: float,
                    all_size: float | None, unit: str) -> str:  # fmt: skip
     """Mean ± std per cell; a cell with fewer seeds than the others says how many (`n=1`)."""
-    lines = [f"| {unit} | " + " | ".join(m.legend for m in methods) + " |", "|---|" + "---|" * len(methods)]
+    lines = table_header(unit, methods)
     for num_labels in num_labels_list:
-        row = f"all (≈{all_size:.0f})" if num_labels == "all" and all_size else num_labels
         cells = []
         for method in methods:
             mean, std, count = table.get((method.name, num_labels), (None, None, 0))
@@ -148,7 +157,7 @@ def markdown_table(table: dict, num_labels_list: list[str], methods: list[Method
                     f"{scale * mean:.1f} ± {scale * std:.1f}" if scale == 100 else f"{mean:.3f} ± {std:.3f}"
                 )
                 cells.append(text + (f" (n={count})" if count < num_seeds else ""))
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row_label(num_labels, all_size)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -156,15 +165,14 @@ def rounds_table(records: list[dict], num_labels_list: list[str], methods: list[
                  unit: str) -> str:  # fmt: skip
     """The self-training rounds each of `methods` kept (their records' "self_training_rounds"): mean (fewest–most)
     over seeds per N; "–" where none was recorded."""
-    lines = [f"| {unit} | " + " | ".join(m.legend for m in methods) + " |", "|---|" + "---|" * len(methods)]
+    lines = table_header(unit, methods)
     for num_labels in num_labels_list:
-        row = f"all (≈{all_size:.0f})" if num_labels == "all" and all_size else num_labels
         cells = []
         for method in methods:
             rounds = [r["self_training_rounds"] for r in records if r["method"] == method.name
                       and r["num_labels"] == num_labels and "self_training_rounds" in r]  # fmt: skip
             cells.append(f"{np.mean(rounds):.1f} ({min(rounds)}–{max(rounds)})" if rounds else "–")
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row_label(num_labels, all_size)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -232,7 +240,7 @@ def paired_table(
 ) -> str:
     """Cells "mean ± standard error (ahead / behind of seeds)" of `paired_with_scratch`."""
     shown = [m for m in methods if any((m.name, n) in table for n in num_labels_list)]
-    lines = [f"| {unit} | " + " | ".join(m.legend for m in shown) + " |", "|---|" + "---|" * len(shown)]
+    lines = table_header(unit, shown)
     digits = 1 if scale == 100 else 3
     for n in (n for n in num_labels_list if any((m.name, n) in table for m in shown)):
         cells = []
