@@ -43,18 +43,19 @@ from rnn_hf.training.label_efficiency import (
 )
 
 LEGENDS = {"scratch": "RNN from scratch", "clm": "pretrained causal LM", "mlm": "pretrained masked LM",
-           "sa": "pretrained sequence autoencoder"}  # fmt: skip
+           "sa": "pretrained sequence autoencoder", "bow": "pretrained document encoder (bag of words)"}  # fmt: skip
+CHECKPOINTS = {"clm": "causal-LM checkpoint (scripts/pretrain.py)", "mlm": "masked-LM checkpoint (scripts/pretrain.py)",
+               "sa": "sequence-autoencoder checkpoint (pretrain.py --objective seq_autoencoder): its encoder starts "
+               "the classifier", "bow": "document-encoder checkpoint (pretrain.py --objective bag_of_words)"}  # fmt: skip
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
-    parser.add_argument("--clm_checkpoint", help="causal-LM checkpoint (scripts/pretrain.py)")
-    parser.add_argument("--mlm_checkpoint", help="masked-LM checkpoint (scripts/pretrain.py)")
-    parser.add_argument("--sa_checkpoint", help="sequence-autoencoder checkpoint (pretrain.py --objective "
-                        "seq_autoencoder): its encoder starts the classifier")  # fmt: skip
+    for name, text in CHECKPOINTS.items():
+        parser.add_argument(f"--{name}_checkpoint", help=text)
     parser.add_argument("--scratch_checkpoint", help="config and tokenizer of the scratch network (default: the "
-                        "first checkpoint given, in the order causal LM, masked LM, autoencoder)")  # fmt: skip
+                        "first checkpoint given, in the order above)")  # fmt: skip
     parser.add_argument("--task", default="single_label_classification",
                         choices=["single_label_classification", "regression"])  # fmt: skip
     parser.add_argument("--train_file", help="labeled documents (default: BBC News, pretraining's split)")
@@ -94,8 +95,8 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="a smoke test: N in 2 4, 1 seed, 1 epoch, 64 tokens")  # fmt: skip
     parser.add_argument("--report_only", action="store_true", help="run nothing: report the recorded runs")
     args = parser.parse_args(argv)
-    if args.clm_checkpoint is None and args.mlm_checkpoint is None and args.sa_checkpoint is None:
-        parser.error("give at least one of --clm_checkpoint, --mlm_checkpoint and --sa_checkpoint")
+    if all(getattr(args, f"{name}_checkpoint") is None for name in CHECKPOINTS):
+        parser.error(f"give at least one of {', '.join(f'--{name}_checkpoint' for name in CHECKPOINTS)}")
     quick = {"num_labels_list": ["2", "4"], "seeds": [0], "max_seq_length": 64, "num_train_epochs": 1}
     full = {"num_labels_list": ["5", "10", "25", "50", "100", "all"], "seeds": [0, 1, 2]}
     for name, value in (quick if args.quick else full).items():
@@ -118,9 +119,8 @@ def main(argv: list[str] | None = None) -> Path:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     datasets.disable_progress_bars()  # the run bar is the one progress bar
-    checkpoints = {name: check_rnn_checkpoint(path, f"--{name}_checkpoint") for name, path in
-                   (("clm", args.clm_checkpoint), ("mlm", args.mlm_checkpoint), ("sa", args.sa_checkpoint))
-                   if path}  # fmt: skip
+    checkpoints = {name: check_rnn_checkpoint(getattr(args, f"{name}_checkpoint"), f"--{name}_checkpoint")
+                   for name in CHECKPOINTS if getattr(args, f"{name}_checkpoint")}  # fmt: skip
     checkpoints = {"scratch": (check_rnn_checkpoint(args.scratch_checkpoint, "--scratch_checkpoint")
                                if args.scratch_checkpoint else next(iter(checkpoints.values()))), **checkpoints}  # fmt: skip
     data_args = DataArguments(task=args.task, train_file=args.train_file, test_file=args.test_file,
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> Path:
                                  args.validation_fraction, bool(args.features), args.self_training, args.linear_model,
                                  bool(args.with_tfidf), fusion, args.self_training_stop),
     ]  # fmt: skip
-    intro += [line for name in ("clm", "mlm", "sa") if name in checkpoints
+    intro += [line for name in CHECKPOINTS if name in checkpoints
               for line in [pretraining_line(LEGENDS[name], checkpoints[name])] if line]  # fmt: skip
     if tuning_lines:
         intro += ["", "## Learning rates", "",

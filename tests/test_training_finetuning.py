@@ -165,6 +165,38 @@ def test_from_scratch_keeps_the_config_but_not_the_weights(tiny_checkpoint, tmp_
     assert pretrained.shape == scratch.shape and not torch.allclose(pretrained, scratch, atol=1e-2)
 
 
+def test_a_checkpoint_with_another_head_fine_tunes_with_a_new_one(tiny_checkpoint, tmp_path):
+    """pretrain.py's bag_of_words saves a sequence classifier whose head predicts the vocabulary: the classifier
+    keeps its backbone and gets a head of its own labels; a backbone that does not fit is still refused."""
+    import shutil
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    config = RnnConfig.from_pretrained(
+        tiny_checkpoint, num_labels=len(tokenizer), classifier_hidden_size=None
+    )
+    encoder_dir = tmp_path / "bow"
+    torch.manual_seed(5)
+    RnnForSequenceClassification(config).save_pretrained(encoder_dir)
+    tokenizer.save_pretrained(encoder_dir)
+    shutil.copy(tiny_checkpoint / "split.json", encoder_dir / "split.json")
+    metrics = finetune(ModelArguments(str(encoder_dir), freeze_backbone=True),
+                       DataArguments(num_labeled_per_class=2, max_seq_length=64), fast(tmp_path / "out"))  # fmt: skip
+    assert 0 <= metrics["accuracy"] <= 1
+    encoder, classifier = (
+        load_file(encoder_dir / "model.safetensors"),
+        load_file(tmp_path / "out" / "model.safetensors"),
+    )
+    assert encoder["classifier.weight"].shape[0] == len(tokenizer)
+    assert classifier["classifier.out_proj.weight"].shape[0] == 5  # BBC News's five topics
+    for name in ("rnn.embeddings.weight", "rnn.recurrent.layers.1.weight_hh_l0"):
+        assert torch.equal(encoder[name], classifier[name]), name  # frozen: still the encoder's
+    wider = RnnConfig.from_pretrained(tiny_checkpoint, hidden_size=config.hidden_size + 8)
+    RnnForSequenceClassification(wider).save_pretrained(encoder_dir)
+    with pytest.raises(UserError, match="does not fit this network"):
+        finetune(ModelArguments(str(encoder_dir)), DataArguments(num_labeled_per_class=2, max_seq_length=64),
+                 fast(tmp_path / "wider"))  # fmt: skip
+
+
 def test_the_encoder_of_a_sequence_autoencoder_starts_the_classifier(tiny_checkpoint, tmp_path):
     """Dai & Le: a seq2seq checkpoint (here a sequence autoencoder) fine-tunes through its encoder."""
     import shutil

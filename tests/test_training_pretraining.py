@@ -74,8 +74,9 @@ def weights(directory: Path) -> dict:
     "objective_args",
     [["--objective", "clm", "--tbptt", "--embedding_dropout", "0.1", "--weight_dropout", "0.3"],
      ["--objective", "mlm", "--input_dropout", "0.2"],
-     ["--objective", "seq_autoencoder", "--reverse_target", "--hidden_dropout", "0.1"]],
-    ids=["clm-tbptt", "mlm", "seq_autoencoder"],
+     ["--objective", "seq_autoencoder", "--reverse_target", "--hidden_dropout", "0.1"],
+     ["--objective", "bag_of_words"]],
+    ids=["clm-tbptt", "mlm", "seq_autoencoder", "bag_of_words"],
 )  # fmt: skip
 def test_resumed_run_equals_uninterrupted_run(corpus, tmp_path, objective_args):
     common = ["--train_file", str(corpus / "train.txt"), "--tokenizer_name", str(corpus / "tokenizer"),
@@ -105,6 +106,10 @@ def test_resumed_run_equals_uninterrupted_run(corpus, tmp_path, objective_args):
         assert 0.0 <= results["eval_masked_accuracy"] <= 1.0
     if "seq_autoencoder" in objective_args:
         assert 0.0 <= results["eval_token_accuracy"] <= 1.0 and "encoder-decoder" in card
+    if "bag_of_words" in objective_args:  # the most likely word of a document is one of its words, mostly
+        assert 0.5 <= results["eval_top_word_in_document"] <= 1.0 and "document encoder" in card
+        config = json.loads((tmp_path / "full" / "config.json").read_text())
+        assert config["architectures"] == ["RnnForSequenceClassification"] and len(config["id2label"]) == 400
 
 
 def test_accelerate_launch_on_two_processes(corpus, tmp_path, monkeypatch):
@@ -304,3 +309,37 @@ def test_discriminative_rates_per_layer_group():
 
     with pytest.raises(UserError, match="brings its own tokenizer and config: drop --tokenizer_name"):
         PretrainingArguments(output_dir="unused", model_name_or_path="runs/lm", tokenizer_name="runs/tok")
+
+
+def test_bag_of_words_targets_weigh_a_documents_words_by_tfidf(corpus, tmp_path):
+    """Each document's target: sublinear TF-IDF over the vocabulary (special tokens never), summing to one; a
+    held-out set with no words is refused before training starts."""
+    from accelerate import Accelerator
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from rnn_hf.training import PretrainingArguments
+    from rnn_hf.training.pretraining import OBJECTIVES
+
+    tokenizer = AutoTokenizer.from_pretrained(corpus / "tokenizer")
+    eos, a, b, c = tokenizer.eos_token_id, 10, 11, 12
+    args = PretrainingArguments(
+        output_dir=str(tmp_path), objective="bag_of_words", per_device_train_batch_size=2
+    )
+    objective = OBJECTIVES["bag_of_words"](args, tokenizer, Accelerator(cpu=True))
+    train = Dataset.from_dict({"input_ids": [[a, a, a, a, b, eos], [a, c, eos], [eos]]})
+    objective.prepare(train, Dataset.from_dict({"input_ids": [[b, c, eos]]}))
+    assert len(objective.train_docs) == 2  # the document with no words is left out
+    # idf as scikit-learn smooths it: ln((1 + n) / (1 + df)) + 1, over the 2 documents with words
+    assert objective.idf[a].item() == pytest.approx(1.0) and objective.idf[b].item() == pytest.approx(
+        torch.log(torch.tensor(1.5)).item() + 1
+    )
+    target = objective.targets([objective.train_docs[0]])[0]
+    weight_a, weight_b = (
+        1 + torch.log(torch.tensor(4.0)).item(),
+        objective.idf[b].item(),
+    )  # sublinear tf x idf
+    assert target[a].item() == pytest.approx(weight_a / (weight_a + weight_b))
+    assert target.sum().item() == pytest.approx(1.0) and target[eos] == 0 and (target > 0).sum() == 2
+    with pytest.raises(ValueError, match="no words"):
+        objective.prepare(train, Dataset.from_dict({"input_ids": [[eos]]}))

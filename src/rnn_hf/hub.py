@@ -46,6 +46,12 @@ with torch.no_grad():
 model = AutoModelForTokenClassification.from_pretrained("{path}", trust_remote_code=True)
 tag = pipeline("token-classification", model=model, tokenizer=AutoTokenizer.from_pretrained("{path}"))
 print(tag("The Prime Minister visited London on Monday."))""",
+    "document-encoder": """from transformers import AutoModelForSequenceClassification, AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained("{path}")
+# its head predicts a document's words; fine-tune it as a classifier with a new head (or: finetune.py, whose
+# label-efficiency study also reads its pooled states as fixed features)
+model = AutoModelForSequenceClassification.from_pretrained("{path}", num_labels=2, ignore_mismatched_sizes=True,
+                                                           trust_remote_code=True)""",
     "seq2seq": """from pathlib import Path
 import rnn_hf  # registers the "seq2seq-generation" pipeline (transformers 5 removed text2text-generation)
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
@@ -63,6 +69,7 @@ ARCHITECTURES = {
     "text-regression": "sequence regressor",
     "token-classification": "token classifier",
     "seq2seq": "encoder-decoder",
+    "document-encoder": "document encoder",
 }
 PIPELINE_TAGS = {
     "causal-lm": "text-generation",
@@ -71,6 +78,7 @@ PIPELINE_TAGS = {
     "text-regression": "text-classification",  # the Hub has no regression tag: a one-output text classifier
     "token-classification": "token-classification",
     "seq2seq": "text2text-generation",
+    "document-encoder": "feature-extraction",
 }
 
 

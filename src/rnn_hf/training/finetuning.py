@@ -665,11 +665,14 @@ def load_model(model_args: ModelArguments, task: FinetuningTask, checkpoint: Pat
     # one line below instead of transformers' table of unused weights
     verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()
-    model, info = task.model_class.from_pretrained(checkpoint, output_loading_info=True, **overrides)
+    # a checkpoint with another head (e.g. pretrain.py's bag_of_words, whose head predicts words) gets a new one
+    model, info = task.model_class.from_pretrained(checkpoint, output_loading_info=True, ignore_mismatched_sizes=True,
+                                                   **overrides)  # fmt: skip
     transformers.logging.set_verbosity(verbosity)
     missing = sorted(key for key in info["missing_keys"] if not key.startswith("classifier."))
-    if missing or info["mismatched_keys"]:
-        bad = missing or sorted(str(key) for key in info["mismatched_keys"])
+    mismatched = sorted(str(key) for key in info["mismatched_keys"] if not str(key).startswith("classifier."))
+    if missing or mismatched:
+        bad = missing or mismatched
         raise UserError(
             f"--model_name_or_path '{checkpoint}' does not fit this network: {', '.join(bad[:3])} ..."
         )

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import transformers
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs, set_seed
 from datasets import Dataset
@@ -37,7 +38,7 @@ from ..configuration_rnn import BACKBONE_DROPOUT_ARGUMENTS, RnnConfig, RnnSeq2Se
 from ..data import DocumentSplit, load_or_train_tokenizer, load_text_dataset, split_by_document
 from ..data.lm import token_stream, tokenize_documents
 from ..hub import write_model_card
-from ..modeling_rnn import RnnCache, RnnForCausalLM, RnnForMaskedLM
+from ..modeling_rnn import RnnCache, RnnForCausalLM, RnnForMaskedLM, RnnForSequenceClassification
 from ..modeling_rnn_seq2seq import RnnForSeq2SeqLM
 from ..recurrent import reverse_rows
 from .batching import BlockBatches, HeldOutBlocks, HeldOutStream, StreamBatches, pad_blocks
@@ -54,7 +55,7 @@ class PretrainingArguments:
         metadata={"help": "where the model, tokenizer, split.json, card and checkpoints go"}
     )
     objective: str = field(
-        default="clm", metadata={"help": "a registered objective: clm, mlm or seq_autoencoder"}
+        default="clm", metadata={"help": "a registered objective: clm, mlm, seq_autoencoder or bag_of_words"}
     )
     # data
     dataset_name: str | None = field(default=None, metadata={"help": "a Hub dataset (needs internet)"})
@@ -229,7 +230,14 @@ class PretrainingObjective:
 
     def build_config(self, tokenizer):
         """The model's config: an `RnnConfig` from the flags (an objective with another model overrides this)."""
-        return build_config(self.args, tokenizer, type(self))
+        config = build_config(self.args, tokenizer, type(self))
+        for name, value in self.model_overrides().items():
+            setattr(config, name, value)
+        return config
+
+    def model_overrides(self) -> dict:
+        """Config settings the objective's model needs, also over those of a `--model_name_or_path` it continues."""
+        return {}
 
     def _add(self, totals: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         scored = labels != -100
@@ -408,6 +416,75 @@ class SequenceAutoencoding(PretrainingObjective):
 
     def metrics(self, totals):
         return {**super().metrics(totals), "token_accuracy": (totals[2] / totals[1]).item()}
+
+
+@register_objective("bag_of_words")
+class BagOfWordsPrediction(PretrainingObjective):
+    """A document objective: the network reads a document's first `block_size` tokens and, from its pooled states
+    (the ones a classifier and the label-efficiency study's fixed features read), predicts the words (the tokenizer's
+    tokens) of the whole document: a softmax over the vocabulary against the document's sublinear TF-IDF, summing to one
+    (PV-DBOW's target, on a recurrent encoder). A language model learns what may come next, and words that can
+    stand in one another's place ("great", "awful") end up close; this objective learns which words share
+    documents, the co-occurrence that topic and sentiment live in. The model is an `RnnForSequenceClassification`
+    whose "labels" are the vocabulary (its head is dropped when it is fine-tuned); `--model_name_or_path` may be
+    a causal LM, whose backbone it continues."""
+
+    model_class = RnnForSequenceClassification
+    card_task = "document-encoder"
+
+    def model_overrides(self) -> dict:
+        # one linear layer from the pooled states to the vocabulary: the states must hold the words themselves
+        return {"num_labels": len(self.tokenizer), "classifier_hidden_size": None, "classifier_bptt": None,
+                "problem_type": None}  # fmt: skip
+
+    def prepare(self, train_ids, eval_ids):
+        args, special = self.args, torch.tensor(self.tokenizer.all_special_ids)
+        train, held_out = ([row[~torch.isin(row, special)] for row in map(torch.tensor, ids["input_ids"])]
+                           for ids in (train_ids, eval_ids))  # fmt: skip
+        self.train_docs, self.eval_docs = ([row for row in rows if len(row)] for rows in (train, held_out))
+        if not self.eval_docs:
+            raise ValueError("the held-out documents have no words: nothing to evaluate on")
+        # inverse document frequency over the training documents, smoothed as scikit-learn's TfidfVectorizer does
+        counts = torch.zeros(len(self.tokenizer))
+        for row in self.train_docs:
+            counts[row.unique()] += 1
+        self.idf = torch.log((1 + len(self.train_docs)) / (1 + counts)) + 1
+        # a batch of training documents is a batch of their indices
+        self.train_batches = BlockBatches(torch.arange(len(self.train_docs))[:, None], args.per_device_train_batch_size,
+                                          args.seed, **self.shard)  # fmt: skip
+        self.eval_batches = HeldOutBlocks(torch.arange(len(self.eval_docs)), 1, args.per_device_eval_batch_size,
+                                          **self.shard)  # fmt: skip
+
+    def targets(self, docs: list[torch.Tensor]) -> torch.Tensor:
+        """(B, vocab): each document's sublinear TF-IDF over the vocabulary, summing to one."""
+        counts = torch.stack([torch.bincount(doc, minlength=len(self.idf)).float() for doc in docs])
+        weights = torch.where(counts > 0, 1 + counts.clamp(min=1).log(), counts) * self.idf
+        return weights / weights.sum(1, keepdim=True)
+
+    def losses(self, model, docs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each document's cross-entropy against its `targets`, and its logits."""
+        ids, present = pad_blocks([doc[: self.args.block_size] for doc in docs], self.tokenizer.pad_token_id)
+        logits = model(input_ids=ids.to(self.device), attention_mask=present.long().to(self.device)).logits
+        return -(self.targets(docs).to(self.device) * F.log_softmax(logits.float(), -1)).sum(-1), logits
+
+    def training_loss(self, model, epoch, index, carried=None):
+        rows = self.train_batches.batch(epoch, index)[:, 0]
+        return self.losses(model, [self.train_docs[row] for row in rows])[0].mean(), None
+
+    def evaluation_totals(self, model):
+        totals = torch.zeros(3, device=self.device)
+        for index in range(len(self.eval_batches)):
+            docs = [self.eval_docs[int(row)] for row in self.eval_batches.batch(index)]
+            losses, logits = self.losses(model, docs)
+            top = logits.argmax(-1).cpu()
+            totals += torch.tensor([losses.sum().item(), len(docs),
+                                    sum(bool((doc == word).any()) for doc, word in zip(docs, top, strict=True))],
+                                   device=self.device)  # fmt: skip
+        return totals
+
+    def metrics(self, totals):
+        # perplexity: of the words' distribution in a document, as the model predicts it
+        return {**super().metrics(totals), "top_word_in_document": (totals[2] / totals[1]).item()}
 
 
 @torch.no_grad()
@@ -633,7 +710,10 @@ def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
 
     # Model and optimizer: no weight decay on biases and embeddings.
     if start is not None:
-        model = objective.model_class.from_pretrained(start)
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()  # an objective's new head: no table of unused weights
+        model = objective.model_class.from_pretrained(start, **objective.model_overrides())
+        transformers.logging.set_verbosity(verbosity)
         config = model.config
         if len(tokenizer) > config.vocab_size:
             raise UserError(
