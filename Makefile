@@ -80,10 +80,14 @@ study: venv
 # (docs/results/bbc_from_general_6epochs_beside_tfidf/); then the same beside TF-IDF with the states' weight
 # cross-validated on the labels (docs/results/bbc_from_general_6epochs_fusion_cv/; 70 min beside two other studies);
 # then that at 5 and 10 labels per class with self-training stopped before it misclassifies the labeled documents
-# (..._fusion_cv_stopped/).
+# (..._fusion_cv_stopped/); then the 6-epoch LM continued for 10 epochs with the document objective (bag_of_words,
+# about 11 minutes) and its features beside the LM's (docs/results/bbc_document_encoder/).
 # $(call resume,DIR): pretrain.py's flag to resume the run in DIR from its latest checkpoint, when it has one
 resume = $(if $(wildcard $(1)/checkpoints/step_*),--resume_from_checkpoint latest)
 CLM_RECIPE = --objective clm --seed 0 --per_device_train_batch_size 16 --learning_rate 3e-3 --no_eval_each_epoch
+# the document objective, continuing a domain LM: from a document's first 256 tokens, predict its words
+BOW_RECIPE = --objective bag_of_words --block_size 256 --per_device_train_batch_size 32 --learning_rate 1e-3 \
+	--max_grad_norm 1.0 --lr_scheduler_type constant
 three-stages: venv
 	test -f data/general.jsonl || $(BIN)/python scripts/build_general_corpus.py --output_file data/general.jsonl
 	test -f runs/general_lm/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(CLM_RECIPE) \
@@ -107,6 +111,11 @@ three-stages: venv
 		--features only --max_seq_length 1024 --classifier_bptt 128 --with_tfidf cv --self_training --linear_model cv \
 		--self_training_stop labels --num_labels_list 5 10 --work_dir runs/le_bbc_6epochs_whole \
 		--output_dir docs/results/bbc_from_general_6epochs_fusion_cv_stopped
+	test -f runs/bbc_bow/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(BOW_RECIPE) \
+		--model_name_or_path runs/bbc_from_general_6epochs --num_train_epochs 10 --output_dir runs/bbc_bow
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --clm_checkpoint runs/bbc_from_general_6epochs \
+		--bow_checkpoint runs/bbc_bow --features only --max_seq_length 1024 --classifier_bptt 128 --with_tfidf cv \
+		--linear_model cv --work_dir runs/le_bbc_6epochs_whole --output_dir docs/results/bbc_document_encoder
 
 # Spam filtering behind docs/results/spam_lm_2epochs_whole_emails_10seeds/ (about 35 minutes on 2 cores), where the
 # pretrained LSTM passes TF-IDF at 10 and 100 labels per class: the SpamAssassin emails (an npm package), a causal
@@ -147,7 +156,8 @@ spam: venv
 # then each self-trained on the unlabeled reviews, TF-IDF too (features of all 34,706 training reviews:
 # ~16 min per network; .../imdb_lm_epoch_whole_reviews_self_training/), then with pseudo-labels split equally
 # between the classes (..._self_training_balanced/), then beside TF-IDF weighed, with self-training stopped before it
-# misclassifies the labeled reviews (..._self_training_stopped/).
+# misclassifies the labeled reviews (..._self_training_stopped/); then the one-epoch LM continued with the document
+# objective (bag_of_words, 859 steps, 21 minutes) and its features beside the LM's (docs/results/imdb_document_encoder/).
 IMDB_BESIDE_TFIDF = --train_file data/imdb.jsonl --clm_checkpoint runs/imdb_lm_epoch --num_labels_list 10 100 \
 	--max_seq_length 1024 --classifier_bptt 128 --features only --with_tfidf --seeds 0 1 2 3 4 5 6 7 8 9 \
 	--work_dir runs/le_imdb_epoch_whole
@@ -180,6 +190,10 @@ imdb: venv
 		--linear_model cv --output_dir docs/results/imdb_lm_epoch_whole_reviews_self_training_balanced
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(IMDB_BESIDE_TFIDF) --with_tfidf cv --self_training \
 		--self_training_stop labels --linear_model cv --output_dir docs/results/imdb_lm_epoch_whole_reviews_self_training_stopped
+	test -f runs/imdb_bow/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(BOW_RECIPE) \
+		--train_file data/imdb.jsonl --model_name_or_path runs/imdb_lm_epoch --max_train_steps 859 --output_dir runs/imdb_bow
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(IMDB_BESIDE_TFIDF) --bow_checkpoint runs/imdb_bow \
+		--with_tfidf cv --linear_model cv --output_dir docs/results/imdb_document_encoder
 
 # The same three stages on one GPU in about 8 minutes, behind docs/results/three_stages_gpu/ (2026-12-04, an H200):
 # ULMFiT's 3 x 1150 AWD-LSTM for 170 s on the general corpus, 10 epochs on BBC News, then the fixed-features study.
