@@ -167,7 +167,7 @@ def test_from_scratch_keeps_the_config_but_not_the_weights(tiny_checkpoint, tmp_
 
 def test_a_checkpoint_with_another_head_fine_tunes_with_a_new_one(tiny_checkpoint, tmp_path):
     """pretrain.py's bag_of_words saves a sequence classifier whose head predicts the vocabulary: the classifier
-    keeps its backbone and gets a head of its own labels; a backbone that does not fit is still refused."""
+    keeps its backbone and gets a head of its own labels; backbone weights that do not fit are still refused."""
     import shutil
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
@@ -179,19 +179,23 @@ def test_a_checkpoint_with_another_head_fine_tunes_with_a_new_one(tiny_checkpoin
     RnnForSequenceClassification(config).save_pretrained(encoder_dir)
     tokenizer.save_pretrained(encoder_dir)
     shutil.copy(tiny_checkpoint / "split.json", encoder_dir / "split.json")
-    metrics = finetune(ModelArguments(str(encoder_dir), freeze_backbone=True),
-                       DataArguments(num_labeled_per_class=2, max_seq_length=64), fast(tmp_path / "out"))  # fmt: skip
-    assert 0 <= metrics["accuracy"] <= 1
-    encoder, classifier = (
-        load_file(encoder_dir / "model.safetensors"),
-        load_file(tmp_path / "out" / "model.safetensors"),
-    )
+    encoder = load_file(encoder_dir / "model.safetensors")
     assert encoder["classifier.weight"].shape[0] == len(tokenizer)
-    assert classifier["classifier.out_proj.weight"].shape[0] == 5  # BBC News's five topics
-    for name in ("rnn.embeddings.weight", "rnn.recurrent.layers.1.weight_hh_l0"):
-        assert torch.equal(encoder[name], classifier[name]), name  # frozen: still the encoder's
+    # ULMFiT's head (other weight names) and a linear one (the checkpoint's names, other shapes)
+    for hidden_size, head in ((50, "classifier.out_proj.weight"), (0, "classifier.weight")):
+        metrics = finetune(ModelArguments(str(encoder_dir), freeze_backbone=True, classifier_hidden_size=hidden_size),
+                           DataArguments(num_labeled_per_class=2, max_seq_length=64),
+                           fast(tmp_path / f"out{hidden_size}"))  # fmt: skip
+        assert 0 <= metrics["accuracy"] <= 1
+        classifier = load_file(tmp_path / f"out{hidden_size}" / "model.safetensors")
+        assert classifier[head].shape[0] == 5  # BBC News's five topics
+        for name in ("rnn.embeddings.weight", "rnn.recurrent.layers.1.weight_hh_l0"):
+            assert torch.equal(encoder[name], classifier[name]), name  # frozen: still the encoder's
+    # weights of a wider backbone under the config of this one: refused, not loaded with new random weights
+    fitting_config = (encoder_dir / "config.json").read_text()
     wider = RnnConfig.from_pretrained(tiny_checkpoint, hidden_size=config.hidden_size + 8)
     RnnForSequenceClassification(wider).save_pretrained(encoder_dir)
+    (encoder_dir / "config.json").write_text(fitting_config)
     with pytest.raises(UserError, match="does not fit this network"):
         finetune(ModelArguments(str(encoder_dir)), DataArguments(num_labeled_per_class=2, max_seq_length=64),
                  fast(tmp_path / "wider"))  # fmt: skip

@@ -670,7 +670,8 @@ def load_model(model_args: ModelArguments, task: FinetuningTask, checkpoint: Pat
                                                    **overrides)  # fmt: skip
     transformers.logging.set_verbosity(verbosity)
     missing = sorted(key for key in info["missing_keys"] if not key.startswith("classifier."))
-    mismatched = sorted(str(key) for key in info["mismatched_keys"] if not str(key).startswith("classifier."))
+    # transformers 5 reports (name, checkpoint shape, model shape)
+    mismatched = sorted(name for name, *_ in info["mismatched_keys"] if not name.startswith("classifier."))
     if missing or mismatched:
         bad = missing or mismatched
         raise UserError(
