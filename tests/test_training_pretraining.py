@@ -75,8 +75,8 @@ def weights(directory: Path) -> dict:
     [["--objective", "clm", "--tbptt", "--embedding_dropout", "0.1", "--weight_dropout", "0.3"],
      ["--objective", "mlm", "--input_dropout", "0.2"],
      ["--objective", "seq_autoencoder", "--reverse_target", "--hidden_dropout", "0.1"],
-     ["--objective", "bag_of_words"]],
-    ids=["clm-tbptt", "mlm", "seq_autoencoder", "bag_of_words"],
+     ["--objective", "bag_of_words", "--document_window", "random"]],
+    ids=["clm-tbptt", "mlm", "seq_autoencoder", "bag_of_words-random-window"],
 )  # fmt: skip
 def test_resumed_run_equals_uninterrupted_run(corpus, tmp_path, objective_args):
     common = ["--train_file", str(corpus / "train.txt"), "--tokenizer_name", str(corpus / "tokenizer"),
@@ -343,3 +343,36 @@ def test_bag_of_words_targets_weigh_a_documents_words_by_tfidf(corpus, tmp_path)
     assert target.sum().item() == pytest.approx(1.0) and target[eos] == 0 and (target > 0).sum() == 2
     with pytest.raises(ValueError, match="no words"):
         objective.prepare(train, Dataset.from_dict({"input_ids": [[eos]]}))
+
+
+def test_bag_of_words_reads_first_or_random_windows(corpus, tmp_path):
+    """`document_window`: the first `block_size` tokens, or a window drawn from (seed, epoch, batch): the same
+    draw again for the same batch (what an exact resume needs), other windows in other epochs, every one a
+    contiguous stretch of its document; a shorter document is read whole. Other objectives refuse the flag."""
+    from accelerate import Accelerator
+    from transformers import AutoTokenizer
+
+    from rnn_hf.training import PretrainingArguments
+    from rnn_hf.training.cli import UserError
+    from rnn_hf.training.pretraining import OBJECTIVES
+
+    tokenizer = AutoTokenizer.from_pretrained(corpus / "tokenizer")
+    long, short = torch.arange(10, 20), torch.tensor([30, 31])
+
+    def objective(window: str):
+        args = PretrainingArguments(output_dir=str(tmp_path), objective="bag_of_words", block_size=3,
+                                    document_window=window)  # fmt: skip
+        return OBJECTIVES["bag_of_words"](args, tokenizer, Accelerator(cpu=True))
+
+    assert [w.tolist() for w in objective("first").windows([long, short], 0, 0)] == [[10, 11, 12], [30, 31]]
+    random = objective("random")
+    starts = set()
+    for epoch in range(20):
+        window, whole = random.windows([long, short], epoch, 1)
+        assert torch.equal(whole, short) and len(window) == 3
+        assert window.tolist() == list(range(int(window[0]), int(window[0]) + 3))
+        assert torch.equal(window, random.windows([long, short], epoch, 1)[0])
+        starts.add(int(window[0]))
+    assert len(starts) >= 4 and starts <= set(range(10, 18))
+    with pytest.raises(UserError, match="--document_window is for --objective bag_of_words"):
+        PretrainingArguments(output_dir="unused", objective="clm", document_window="random")

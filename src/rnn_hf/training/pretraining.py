@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import transformers
@@ -89,6 +90,14 @@ class PretrainingArguments:
         metadata={
             "help": "clm: walk contiguous text, carrying the state between batches (AWD-LSTM). Without it: "
             "shuffled independent blocks, each read from a zero state as a classifier reads a document"
+        },
+    )
+    document_window: str = field(
+        default="first",
+        metadata={
+            "choices": ["first", "random"],
+            "help": "bag_of_words: read each training document's first --block_size tokens, or a window of that "
+            "many drawn anew each time the document is read (held-out documents: always the first)",
         },
     )
     mlm_probability: float = 0.15
@@ -166,6 +175,8 @@ class PretrainingArguments:
             raise UserError(
                 f"--tbptt is for --objective clm: {self.objective} cannot carry its state forward"
             )
+        if self.document_window != "first" and self.objective != "bag_of_words":
+            raise UserError(f"--document_window is for --objective bag_of_words, not {self.objective}")
         for name in ("block_size", "per_device_train_batch_size", "gradient_accumulation_steps", "num_layers",
                      "num_train_epochs", "max_train_steps", "per_device_eval_batch_size", "checkpointing_steps",
                      "eval_steps", "ddp_timeout"):  # fmt: skip
@@ -420,7 +431,8 @@ class SequenceAutoencoding(PretrainingObjective):
 
 @register_objective("bag_of_words")
 class BagOfWordsPrediction(PretrainingObjective):
-    """A document objective: the network reads a document's first `block_size` tokens and, from its pooled states
+    """A document objective: the network reads a document's first `block_size` tokens (or, `document_window`
+    "random", a window drawn anew each time) and, from its pooled states
     (the ones a classifier and the label-efficiency study's fixed features read), predicts the words (the tokenizer's
     tokens) of the whole document: a softmax over the vocabulary against the document's sublinear TF-IDF, summing to one
     (PV-DBOW's target, on a recurrent encoder). A language model learns what may come next, and words that can
@@ -461,15 +473,28 @@ class BagOfWordsPrediction(PretrainingObjective):
         weights = torch.where(counts > 0, 1 + counts.clamp(min=1).log(), counts) * self.idf
         return weights / weights.sum(1, keepdim=True)
 
-    def losses(self, model, docs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each document's cross-entropy against its `targets`, and its logits."""
-        ids, present = pad_blocks([doc[: self.args.block_size] for doc in docs], self.tokenizer.pad_token_id)
+    def windows(self, docs: list[torch.Tensor], epoch: int, index: int) -> list[torch.Tensor]:
+        """The `block_size` tokens of each training document the network reads: its first, or (`document_window`
+        "random") a window drawn from the seed, epoch and batch, so an exact resume draws the same ones."""
+        size = self.args.block_size
+        if self.args.document_window == "first":
+            return [doc[:size] for doc in docs]
+        seed = np.random.SeedSequence([self.args.seed, epoch, index]).generate_state(1)[0]
+        generator = torch.Generator().manual_seed(int(seed))
+        starts = [int(torch.randint(max(len(doc) - size, 0) + 1, (1,), generator=generator)) for doc in docs]
+        return [doc[start : start + size] for doc, start in zip(docs, starts, strict=True)]
+
+    def losses(self, model, docs: list[torch.Tensor], read: list[torch.Tensor] | None = None):
+        """Each document's cross-entropy against its `targets`, and its logits; the network reads `read` (one
+        window per document; default: each one's first `block_size` tokens)."""
+        read = [doc[: self.args.block_size] for doc in docs] if read is None else read
+        ids, present = pad_blocks(read, self.tokenizer.pad_token_id)
         logits = model(input_ids=ids.to(self.device), attention_mask=present.long().to(self.device)).logits
         return -(self.targets(docs).to(self.device) * F.log_softmax(logits.float(), -1)).sum(-1), logits
 
     def training_loss(self, model, epoch, index, carried=None):
-        rows = self.train_batches.batch(epoch, index)[:, 0]
-        return self.losses(model, [self.train_docs[row] for row in rows])[0].mean(), None
+        docs = [self.train_docs[row] for row in self.train_batches.batch(epoch, index)[:, 0]]
+        return self.losses(model, docs, self.windows(docs, epoch, index))[0].mean(), None
 
     def evaluation_totals(self, model):
         totals = torch.zeros(3, device=self.device)
