@@ -81,13 +81,19 @@ study: venv
 # cross-validated on the labels (docs/results/bbc_from_general_6epochs_fusion_cv/; 70 min beside two other studies);
 # then that at 5 and 10 labels per class with self-training stopped before it misclassifies the labeled documents
 # (..._fusion_cv_stopped/); then the 6-epoch LM continued for 10 epochs with the document objective (bag_of_words,
-# about 11 minutes) and its features beside the LM's (docs/results/bbc_document_encoder/).
+# about 11 minutes) and its features beside the LM's (docs/results/bbc_document_encoder/); then for 10 and for 30
+# epochs, each time reading a random window of each document instead of its first 256 tokens (11 and 31 minutes;
+# ..._windows_10epochs/ and ..._windows/, where it passes TF-IDF at 5 and 10 labels per class), and the 30-epoch
+# encoder beside TF-IDF self-trained on the pool (..._windows_self_training/: ahead of TF-IDF self-trained).
 # $(call resume,DIR): pretrain.py's flag to resume the run in DIR from its latest checkpoint, when it has one
 resume = $(if $(wildcard $(1)/checkpoints/step_*),--resume_from_checkpoint latest)
 CLM_RECIPE = --objective clm --seed 0 --per_device_train_batch_size 16 --learning_rate 3e-3 --no_eval_each_epoch
 # the document objective, continuing a domain LM: from a document's first 256 tokens, predict its words
 BOW_RECIPE = --objective bag_of_words --block_size 256 --per_device_train_batch_size 32 --learning_rate 1e-3 \
 	--max_grad_norm 1.0 --lr_scheduler_type constant
+# the 6-epoch BBC LM's whole-document features, beside TF-IDF with the states' weight cross-validated
+BBC_FEATURES = --clm_checkpoint runs/bbc_from_general_6epochs --features only --max_seq_length 1024 \
+	--classifier_bptt 128 --with_tfidf cv --linear_model cv --work_dir runs/le_bbc_6epochs_whole
 three-stages: venv
 	test -f data/general.jsonl || $(BIN)/python scripts/build_general_corpus.py --output_file data/general.jsonl
 	test -f runs/general_lm/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(CLM_RECIPE) \
@@ -104,18 +110,26 @@ three-stages: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --clm_checkpoint runs/bbc_from_general_6epochs \
 		--features only --max_seq_length 1024 --classifier_bptt 128 --with_tfidf --self_training --linear_model cv \
 		--work_dir runs/le_bbc_6epochs_whole --output_dir docs/results/bbc_from_general_6epochs_beside_tfidf
-	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --clm_checkpoint runs/bbc_from_general_6epochs \
-		--features only --max_seq_length 1024 --classifier_bptt 128 --with_tfidf cv --self_training --linear_model cv \
-		--work_dir runs/le_bbc_6epochs_whole --output_dir docs/results/bbc_from_general_6epochs_fusion_cv
-	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --clm_checkpoint runs/bbc_from_general_6epochs \
-		--features only --max_seq_length 1024 --classifier_bptt 128 --with_tfidf cv --self_training --linear_model cv \
-		--self_training_stop labels --num_labels_list 5 10 --work_dir runs/le_bbc_6epochs_whole \
-		--output_dir docs/results/bbc_from_general_6epochs_fusion_cv_stopped
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(BBC_FEATURES) --self_training \
+		--output_dir docs/results/bbc_from_general_6epochs_fusion_cv
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(BBC_FEATURES) --self_training \
+		--self_training_stop labels --num_labels_list 5 10 --output_dir docs/results/bbc_from_general_6epochs_fusion_cv_stopped
 	test -f runs/bbc_bow/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(BOW_RECIPE) \
 		--model_name_or_path runs/bbc_from_general_6epochs --num_train_epochs 10 --output_dir runs/bbc_bow
-	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py --clm_checkpoint runs/bbc_from_general_6epochs \
-		--bow_checkpoint runs/bbc_bow --features only --max_seq_length 1024 --classifier_bptt 128 --with_tfidf cv \
-		--linear_model cv --work_dir runs/le_bbc_6epochs_whole --output_dir docs/results/bbc_document_encoder
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(BBC_FEATURES) --bow_checkpoint runs/bbc_bow \
+		--output_dir docs/results/bbc_document_encoder
+	test -f runs/bbc_bow_random/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(BOW_RECIPE) \
+		--model_name_or_path runs/bbc_from_general_6epochs --document_window random --num_train_epochs 10 \
+		--output_dir runs/bbc_bow_random
+	test -f runs/bbc_bow_random30/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(BOW_RECIPE) \
+		--model_name_or_path runs/bbc_from_general_6epochs --document_window random --num_train_epochs 30 \
+		--output_dir runs/bbc_bow_random30
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(BBC_FEATURES) --bow_checkpoint runs/bbc_bow_random \
+		--num_labels_list 5 10 --output_dir docs/results/bbc_document_encoder_windows_10epochs
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(BBC_FEATURES) --bow_checkpoint runs/bbc_bow_random30 \
+		--output_dir docs/results/bbc_document_encoder_windows
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(BBC_FEATURES) --bow_checkpoint runs/bbc_bow_random30 \
+		--self_training --num_labels_list 5 10 --output_dir docs/results/bbc_document_encoder_windows_self_training
 
 # Spam filtering behind docs/results/spam_lm_2epochs_whole_emails_10seeds/ (about 35 minutes on 2 cores), where the
 # pretrained LSTM passes TF-IDF at 10 and 100 labels per class: the SpamAssassin emails (an npm package), a causal

@@ -34,9 +34,9 @@ STUDIES = {
     # the general LM, 6 epochs of BBC: its states beside TF-IDF (weighed) and the unlabeled pool (self-training)
     "docs/results/bbc_from_general_6epochs_fusion_cv/label_efficiency.json": "6 epochs of BBC after the general "
     "LM, features beside TF-IDF (weighed) and self-trained, `make three-stages`, about 4 hours on 2 CPU cores",
-    # ... then continued with the document objective (bag_of_words): which words share a document
-    "docs/results/bbc_document_encoder/label_efficiency.json": "that LM continued as a document encoder, "
-    "`make three-stages`, 11 minutes more and the study's 17",
+    # ... then continued with the document objective (bag_of_words: which words share a document), random windows
+    "docs/results/bbc_document_encoder_windows_self_training/label_efficiency.json": "that LM continued as a "
+    "document encoder (30 epochs), beside TF-IDF and self-trained, `make three-stages`, about 50 minutes more",
     # another set, two epochs of its own emails, also against TF-IDF self-trained on the unlabeled emails
     "docs/results/spam_lm_2epochs_whole_emails_self_training/label_efficiency.json": "spam filtering "
     "(SpamAssassin), beside TF-IDF and self-trained, `make spam`, about 85 minutes on 2 CPU cores",
