@@ -525,3 +525,23 @@ def test_bad_input_exits_with_one_error_line(bad_input_runs, case, message):
     assert "Traceback" not in stderr
     error_lines = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and message in error_lines[0], stderr
+
+
+def test_quiet_transformers_restores_the_verbosity_also_when_loading_fails():
+    """`load_model` and `pretrain` load checkpoints inside `quiet_transformers`: a failed load must not leave
+    transformers silenced for the rest of the user's process."""
+    import transformers
+
+    from rnn_hf.training.cli import quiet_transformers
+
+    before = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_info()
+    try:
+        with quiet_transformers():
+            assert transformers.logging.get_verbosity() == transformers.logging.ERROR
+        assert transformers.logging.get_verbosity() == transformers.logging.INFO
+        with pytest.raises(OSError), quiet_transformers():
+            transformers.AutoConfig.from_pretrained("/nonexistent/checkpoint")
+        assert transformers.logging.get_verbosity() == transformers.logging.INFO
+    finally:
+        transformers.logging.set_verbosity(before)

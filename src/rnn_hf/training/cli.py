@@ -4,14 +4,29 @@ import argparse
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import transformers
 
 from ..data import DataError
 
 
 class UserError(ValueError):
     """A problem with the user's arguments or files (not a bug): printed as one line by `exit_on_user_error`."""
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers logs errors only inside the block (e.g. no table of unused or new weights when a checkpoint is
+    loaded with another head); its verbosity comes back after, also when the block raises."""
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
 
 
 def exit_on_user_error(main: Callable) -> Callable:

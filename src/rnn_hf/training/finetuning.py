@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import transformers
 from datasets import ClassLabel, Dataset, Sequence, Value
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score
@@ -51,7 +50,7 @@ from ..data import DataError, DocumentSplit, load_text_dataset, sample_per_class
 from ..hub import write_model_card
 from ..modeling_rnn import RnnForSequenceClassification, RnnForTokenClassification
 from ..modeling_rnn_seq2seq import RnnForSeq2SeqLM
-from .cli import UserError, check_rnn_checkpoint
+from .cli import UserError, check_rnn_checkpoint, quiet_transformers
 from .ulmfit import (
     EarlyStoppingAfterUnfreezing,
     GradualUnfreezing,
@@ -662,13 +661,11 @@ def load_model(model_args: ModelArguments, task: FinetuningTask, checkpoint: Pat
         return encoder_of_seq2seq(task, checkpoint, overrides, model_args.from_scratch, quiet)
     if model_args.from_scratch:
         return task.model_class(AutoConfig.from_pretrained(checkpoint, **overrides))
-    # one line below instead of transformers' table of unused weights
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    # a checkpoint with another head (e.g. pretrain.py's bag_of_words, whose head predicts words) gets a new one
-    model, info = task.model_class.from_pretrained(checkpoint, output_loading_info=True, ignore_mismatched_sizes=True,
-                                                   **overrides)  # fmt: skip
-    transformers.logging.set_verbosity(verbosity)
+    # one line below instead of transformers' table of unused weights; a checkpoint with another head (e.g.
+    # pretrain.py's bag_of_words, whose head predicts words) gets a new one
+    with quiet_transformers():
+        model, info = task.model_class.from_pretrained(checkpoint, output_loading_info=True,
+                                                       ignore_mismatched_sizes=True, **overrides)  # fmt: skip
     missing = sorted(key for key in info["missing_keys"] if not key.startswith("classifier."))
     # transformers 5 reports (name, checkpoint shape, model shape)
     mismatched = sorted(name for name, *_ in info["mismatched_keys"] if not name.startswith("classifier."))

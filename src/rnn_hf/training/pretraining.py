@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import transformers
 from accelerate import Accelerator
 from accelerate.utils import InitProcessGroupKwargs, set_seed
 from datasets import Dataset
@@ -43,7 +42,7 @@ from ..modeling_rnn import RnnCache, RnnForCausalLM, RnnForMaskedLM, RnnForSeque
 from ..modeling_rnn_seq2seq import RnnForSeq2SeqLM
 from ..recurrent import reverse_rows
 from .batching import BlockBatches, HeldOutBlocks, HeldOutStream, StreamBatches, pad_blocks
-from .cli import UserError, check_rnn_checkpoint
+from .cli import UserError, check_rnn_checkpoint, quiet_transformers
 from .loop import MetricsLog, load_checkpoint, resolve_checkpoint, save_checkpoint
 from .ulmfit import layer_groups, slanted_triangular_schedule
 
@@ -735,10 +734,8 @@ def pretrain(args: PretrainingArguments, command: str | None = None) -> dict:
 
     # Model and optimizer: no weight decay on biases and embeddings.
     if start is not None:
-        verbosity = transformers.logging.get_verbosity()
-        transformers.logging.set_verbosity_error()  # an objective's new head: no table of unused weights
-        model = objective.model_class.from_pretrained(start, **objective.model_overrides())
-        transformers.logging.set_verbosity(verbosity)
+        with quiet_transformers():  # an objective's new head: no table of unused weights
+            model = objective.model_class.from_pretrained(start, **objective.model_overrides())
         config = model.config
         if len(tokenizer) > config.vocab_size:
             raise UserError(
