@@ -88,7 +88,8 @@ study: venv
 # $(call resume,DIR): pretrain.py's flag to resume the run in DIR from its latest checkpoint, when it has one
 resume = $(if $(wildcard $(1)/checkpoints/step_*),--resume_from_checkpoint latest)
 CLM_RECIPE = --objective clm --seed 0 --per_device_train_batch_size 16 --learning_rate 3e-3 --no_eval_each_epoch
-# the document objective, continuing a domain LM: from a document's first 256 tokens, predict its words
+# the document objective, continuing a domain LM: from 256 tokens of a document (its first, unless
+# --document_window random), predict its words
 BOW_RECIPE = --objective bag_of_words --block_size 256 --per_device_train_batch_size 32 --learning_rate 1e-3 \
 	--max_grad_norm 1.0 --lr_scheduler_type constant
 # the 6-epoch BBC LM's whole-document features, beside TF-IDF with the states' weight cross-validated
