@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -108,6 +109,7 @@ def test_resumed_run_equals_uninterrupted_run(corpus, tmp_path, objective_args):
         assert 0.0 <= results["eval_token_accuracy"] <= 1.0 and "encoder-decoder" in card
     if "bag_of_words" in objective_args:  # the most likely word of a document is one of its words, mostly
         assert 0.5 <= results["eval_top_word_in_document"] <= 1.0 and "document encoder" in card
+        assert re.search(r"tokens per training document: median \d+; \d+% read whole in 16", full.stdout)
         config = json.loads((tmp_path / "full" / "config.json").read_text())
         assert config["architectures"] == ["RnnForSequenceClassification"] and len(config["id2label"]) == 400
 

@@ -455,6 +455,10 @@ class BagOfWordsPrediction(PretrainingObjective):
         self.train_docs, self.eval_docs = ([row for row in rows if len(row)] for rows in (train, held_out))
         if not self.eval_docs:
             raise ValueError("the held-out documents have no words: nothing to evaluate on")
+        lengths = torch.tensor([len(row) for row in self.train_docs], dtype=torch.float)
+        self.accelerator.print(f"tokens per training document: median {lengths.median().item():.0f}; "
+                               f"{(lengths <= args.block_size).float().mean().item():.0%} read whole in "
+                               f"{args.block_size} (--block_size)")  # fmt: skip
         # inverse document frequency over the training documents, smoothed as scikit-learn's TfidfVectorizer does
         counts = torch.zeros(len(self.tokenizer))
         for row in self.train_docs:
