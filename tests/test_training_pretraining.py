@@ -348,9 +348,10 @@ def test_bag_of_words_targets_weigh_a_documents_words_by_tfidf(corpus, tmp_path)
 
 
 def test_bag_of_words_reads_first_or_random_windows(corpus, tmp_path):
-    """`document_window`: the first `block_size` tokens, or a window drawn from (seed, epoch, batch): the same
-    draw again for the same batch (what an exact resume needs), other windows in other epochs, every one a
-    contiguous stretch of its document; a shorter document is read whole. Other objectives refuse the flag."""
+    """`document_window`: the first `block_size` tokens, or a training window drawn from (seed, epoch, batch):
+    the same draw again for the same batch (what an exact resume needs), other windows in other epochs, every one
+    a contiguous stretch of its document; a shorter document is read whole; held-out documents always from their
+    start. Other objectives refuse the flag."""
     from accelerate import Accelerator
     from transformers import AutoTokenizer
 
@@ -376,5 +377,7 @@ def test_bag_of_words_reads_first_or_random_windows(corpus, tmp_path):
         assert torch.equal(window, random.windows([long, short], epoch, 1)[0])
         starts.add(int(window[0]))
     assert len(starts) >= 4 and starts <= set(range(10, 18))
+    # held-out documents (no epoch and batch) are always read from their first token
+    assert [w.tolist() for w in random.windows([long, short])] == [[10, 11, 12], [30, 31]]
     with pytest.raises(UserError, match="--document_window is for --objective bag_of_words"):
         PretrainingArguments(output_dir="unused", objective="clm", document_window="random")

@@ -476,21 +476,21 @@ class BagOfWordsPrediction(PretrainingObjective):
         weights = torch.where(counts > 0, 1 + counts.clamp(min=1).log(), counts) * self.idf
         return weights / weights.sum(1, keepdim=True)
 
-    def windows(self, docs: list[torch.Tensor], epoch: int, index: int) -> list[torch.Tensor]:
-        """The `block_size` tokens of each training document the network reads: its first, or (`document_window`
-        "random") a window drawn from the seed, epoch and batch, so an exact resume draws the same ones."""
+    def windows(self, docs: list[torch.Tensor], epoch: int | None = None, index: int | None = None):
+        """The `block_size` tokens of each document the network reads: its first (always for held-out documents,
+        which come with no epoch and batch), or for training documents with `document_window` "random" a window
+        drawn from the seed, epoch and batch, so an exact resume draws the same ones."""
         size = self.args.block_size
-        if self.args.document_window == "first":
+        if epoch is None or self.args.document_window == "first":
             return [doc[:size] for doc in docs]
         seed = np.random.SeedSequence([self.args.seed, epoch, index]).generate_state(1)[0]
         generator = torch.Generator().manual_seed(int(seed))
         starts = [int(torch.randint(max(len(doc) - size, 0) + 1, (1,), generator=generator)) for doc in docs]
         return [doc[start : start + size] for doc, start in zip(docs, starts, strict=True)]
 
-    def losses(self, model, docs: list[torch.Tensor], read: list[torch.Tensor] | None = None):
+    def losses(self, model, docs: list[torch.Tensor], read: list[torch.Tensor]):
         """Each document's cross-entropy against its `targets`, and its logits; the network reads `read` (one
-        window per document; default: each one's first `block_size` tokens)."""
-        read = [doc[: self.args.block_size] for doc in docs] if read is None else read
+        window per document, `windows`)."""
         ids, present = pad_blocks(read, self.tokenizer.pad_token_id)
         logits = model(input_ids=ids.to(self.device), attention_mask=present.long().to(self.device)).logits
         return -(self.targets(docs).to(self.device) * F.log_softmax(logits.float(), -1)).sum(-1), logits
@@ -503,7 +503,7 @@ class BagOfWordsPrediction(PretrainingObjective):
         totals = torch.zeros(3, device=self.device)
         for index in range(len(self.eval_batches)):
             docs = [self.eval_docs[int(row)] for row in self.eval_batches.batch(index)]
-            losses, logits = self.losses(model, docs)
+            losses, logits = self.losses(model, docs, self.windows(docs))
             top = logits.argmax(-1).cpu()
             totals += torch.tensor([losses.sum().item(), len(docs),
                                     sum(bool((doc == word).any()) for doc, word in zip(docs, top, strict=True))],
